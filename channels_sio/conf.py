@@ -1,0 +1,78 @@
+"""The ``CHANNELS_SIO`` settings dict, read lazily and reset when tests override settings."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from .engineio import EngineIOConfig
+
+__all__ = ["DEFAULTS", "SETTING_NAME", "engineio_config", "get", "sio_settings"]
+
+SETTING_NAME = "CHANNELS_SIO"
+
+DEFAULTS: dict[str, Any] = {
+    "path": "/socket.io/",
+    "ping_interval": 25_000,
+    "ping_timeout": 20_000,
+    "upgrade_timeout": 10_000,
+    "max_payload": 1_000_000,
+    "transports": ["polling", "websocket"],
+    "allow_upgrades": True,
+    "cors_allowed_origins": None,
+    "cors_credentials": True,
+    "connect_timeout": 45_000,
+}
+
+
+def user_settings() -> Any:
+    """The raw ``CHANNELS_SIO`` value, or an empty dict when the project sets none."""
+    return getattr(django_settings, SETTING_NAME, {})
+
+
+@cache
+def sio_settings() -> dict[str, Any]:
+    """Defaults overlaid with the project's ``CHANNELS_SIO``; cached until settings change."""
+    raw = user_settings()
+    if not isinstance(raw, dict):
+        raise ImproperlyConfigured(f"{SETTING_NAME} must be a dict (see check channels_sio.E001)")
+    return {**DEFAULTS, **raw}
+
+
+def get(name: str) -> Any:
+    """One setting by its documented name."""
+    return sio_settings()[name]
+
+
+@cache
+def engineio_config() -> EngineIOConfig:
+    """The Engine.IO options from settings, as the pure layer takes them."""
+    values = sio_settings()
+    origins = values["cors_allowed_origins"]
+    if isinstance(origins, list | tuple):
+        origins = tuple(origins)
+    try:
+        return EngineIOConfig(
+            ping_interval=values["ping_interval"],
+            ping_timeout=values["ping_timeout"],
+            upgrade_timeout=values["upgrade_timeout"],
+            max_payload=values["max_payload"],
+            transports=tuple(values["transports"]),
+            allow_upgrades=values["allow_upgrades"],
+            cors_allowed_origins=origins,
+            cors_credentials=values["cors_credentials"],
+        )
+    except (TypeError, ValueError) as exc:
+        raise ImproperlyConfigured(f"{SETTING_NAME}: {exc} (run manage.py check)") from exc
+
+
+@receiver(setting_changed)
+def _reset(*, setting: str, **kwargs: Any) -> None:
+    if setting == SETTING_NAME:
+        sio_settings.cache_clear()
+        engineio_config.cache_clear()

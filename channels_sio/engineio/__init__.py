@@ -1,0 +1,23 @@
+"""Pure Engine.IO v4: codec, sessions, transports and server. Imports neither Django nor Socket.IO."""
+
+from .config import EngineIOConfig
+from .errors import CloseReason, ErrorCode
+from .http import HttpRequest, HttpResponse
+from .packet import Packet, PacketType, ParseError
+from .server import EngineIOServer
+from .session import Session, SessionState, UpgradeState
+
+__all__ = [
+    "CloseReason",
+    "EngineIOConfig",
+    "EngineIOServer",
+    "ErrorCode",
+    "HttpRequest",
+    "HttpResponse",
+    "Packet",
+    "PacketType",
+    "ParseError",
+    "Session",
+    "SessionState",
+    "UpgradeState",
+]

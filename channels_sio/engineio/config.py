@@ -1,0 +1,47 @@
+"""Engine.IO server options, as a plain immutable value (no Django here)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+__all__ = ["TRANSPORTS", "EngineIOConfig"]
+
+TRANSPORTS = ("polling", "websocket")
+
+
+@dataclass(frozen=True)
+class EngineIOConfig:
+    """Options of one Engine.IO server. Times are in milliseconds, as on the wire.
+
+    ``cors_allowed_origins`` is ``None`` for same-origin only, ``"*"`` for any origin, or a
+    sequence of exact origins such as ``"https://example.com"``.
+    """
+
+    ping_interval: int = 25_000
+    ping_timeout: int = 20_000
+    upgrade_timeout: int = 10_000
+    max_payload: int = 1_000_000
+    transports: tuple[str, ...] = TRANSPORTS
+    allow_upgrades: bool = True
+    cors_allowed_origins: str | tuple[str, ...] | None = None
+    cors_credentials: bool = True
+    extra_headers: Sequence[tuple[str, str]] = field(default=())
+
+    def __post_init__(self) -> None:
+        # Invalid values are reported by Django system checks with hints; this guard keeps the
+        # pure layer safe when it is used on its own.
+        for name in ("ping_interval", "ping_timeout", "upgrade_timeout", "max_payload"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        unknown = set(self.transports) - set(TRANSPORTS)
+        if unknown or not self.transports:
+            raise ValueError(f"transports must be a non-empty subset of {TRANSPORTS}")
+
+    @property
+    def upgrades(self) -> list[str]:
+        """What a polling handshake offers to upgrade to."""
+        if self.allow_upgrades and "websocket" in self.transports:
+            return ["websocket"]
+        return []

@@ -1,0 +1,132 @@
+"""The long-polling transport: a buffer of outgoing packets and at most one waiting GET."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .errors import CloseReason, ErrorCode
+from .http import HttpResponse, error_response
+from .packet import Packet, PacketType, ParseError, decode_payload, encode_payload
+from .session import Session, Transport, UpgradeState
+
+__all__ = ["PollingTransport"]
+
+logger = logging.getLogger("channels_sio.engineio")
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+_OK = b"ok"
+
+
+class PollingTransport(Transport):
+    """Polling side of one session. GETs wait for packets; POSTs carry the client's packets."""
+
+    name = "polling"
+
+    def __init__(self) -> None:
+        self.session: Session | None = None
+        self._buffer: list[Packet] = []
+        self._waiter: asyncio.Future[None] | None = None
+        self._posting = False
+        self._closed = False
+
+    async def write(self, packets: list[Packet]) -> None:
+        self._buffer.extend(packets)
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def release_for_upgrade(self) -> None:
+        """Answer the pending GET now (with noop if nothing is buffered) so the client can pause."""
+        self._wake()
+
+    def take_for_upgrade(self) -> list[Packet]:
+        """Hand the packets not yet polled to the new transport."""
+        packets, self._buffer = self._buffer, []
+        self._wake()
+        return packets
+
+    async def close(self, reason: CloseReason) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._buffer.append(Packet(PacketType.CLOSE))
+        self._wake()
+
+    async def handle_get(self, receive: Receive) -> HttpResponse | None:
+        """Answer a poll: at once when packets wait, else when some are written.
+
+        ``receive`` yields the ASGI ``http.disconnect`` of a client that gave up: that closes
+        the session, and ``None`` is returned (nobody is left to answer).
+        """
+        session = self.session
+        assert session is not None
+        if self._waiter is not None:
+            logger.info("session %s: overlapping GET", session.sid)
+            await session.close(CloseReason.TRANSPORT_ERROR)
+            return error_response(ErrorCode.BAD_REQUEST)
+        if not self._buffer and session.upgrade_state in (UpgradeState.NONE, UpgradeState.PROBING):
+            try:
+                client_stayed = await self._wait(receive)
+            except asyncio.CancelledError:
+                # The ASGI server cancels waiting requests when it stops (daphne does).
+                await session.close(CloseReason.SERVER_SHUTTING_DOWN)
+                raise
+            if not client_stayed:
+                logger.info("session %s: GET aborted by the client", session.sid)
+                await session.close(CloseReason.TRANSPORT_ERROR)
+                return None
+        packets, self._buffer = self._buffer, []
+        return HttpResponse(200, encode_payload(packets or [Packet(PacketType.NOOP)]).encode())
+
+    async def _wait(self, receive: Receive) -> bool:
+        """Wait for packets; False when the client disconnected first."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiter = waiter
+        watcher = loop.create_task(receive())
+
+        def client_left(_: asyncio.Task[dict[str, Any]]) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        watcher.add_done_callback(client_left)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            client_gone = watcher.done()
+            if not client_gone:
+                watcher.remove_done_callback(client_left)
+                watcher.cancel()
+        return not client_gone
+
+    async def handle_post(self, body: bytes) -> HttpResponse:
+        """Feed the client's packets to the session, in order."""
+        session = self.session
+        assert session is not None
+        if self._posting:
+            logger.info("session %s: overlapping POST", session.sid)
+            await session.close(CloseReason.TRANSPORT_ERROR)
+            return error_response(ErrorCode.BAD_REQUEST)
+        self._posting = True
+        try:
+            try:
+                packets = decode_payload(body.decode("utf-8"))
+            except (UnicodeDecodeError, ParseError) as exc:
+                logger.info("session %s: malformed payload: %s", session.sid, exc)
+                await session.close(CloseReason.PARSE_ERROR)
+                return error_response(ErrorCode.BAD_REQUEST)
+            for packet in packets:
+                if not session.is_open:
+                    break
+                await session.receive_packet(packet)
+        finally:
+            self._posting = False
+        return HttpResponse(200, _OK)

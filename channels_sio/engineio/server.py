@@ -1,0 +1,272 @@
+"""The Engine.IO server: handshakes, request routing to sessions, and the application handlers."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import secrets
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from .config import EngineIOConfig
+from .errors import CloseReason, ErrorCode
+from .http import HttpRequest, HttpResponse, error_response
+from .packet import Packet, PacketType
+from .polling import PollingTransport, Receive
+from .session import Session, Transport
+from .websocket import CLOSE_POLICY_VIOLATION, WebSocketSink, WebSocketTransport
+
+__all__ = [
+    "ConnectHandler",
+    "DisconnectHandler",
+    "EngineIOServer",
+    "MessageHandler",
+]
+
+logger = logging.getLogger("channels_sio.engineio")
+
+ConnectHandler = Callable[[Session], Awaitable[bool | None]]
+MessageHandler = Callable[[Session, str | bytes], Awaitable[None]]
+DisconnectHandler = Callable[[Session, CloseReason], Awaitable[None]]
+H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
+
+_PREFLIGHT_METHODS = b"GET, POST, OPTIONS"
+
+
+def _require_async(handler: H) -> H:
+    if not inspect.iscoroutinefunction(handler):
+        raise TypeError(f"Engine.IO handlers must be 'async def' functions, not {handler!r}")
+    return handler
+
+
+class EngineIOServer:
+    """An Engine.IO v4 server, usable on its own or under the Socket.IO layer.
+
+    Register handlers with the decorators::
+
+        eio = EngineIOServer(EngineIOConfig(ping_interval=25_000))
+
+        @eio.on_message
+        async def echo(session, data):
+            await session.send(data)
+
+    ``on_connect`` may return ``False`` to refuse the handshake (answered as Forbidden).
+    Handlers run inline on the session's receive path: long work belongs in a task of yours.
+    """
+
+    _running: weakref.WeakSet[EngineIOServer] = weakref.WeakSet()
+
+    def __init__(self, config: EngineIOConfig | None = None) -> None:
+        self.config = config or EngineIOConfig()
+        self.sessions: dict[str, Session] = {}
+        self._connect: ConnectHandler | None = None
+        self._message: MessageHandler | None = None
+        self._disconnect: DisconnectHandler | None = None
+        EngineIOServer._running.add(self)
+
+    @classmethod
+    def running(cls) -> list[EngineIOServer]:
+        """Every server alive in this process (used to close them all on shutdown)."""
+        return list(cls._running)
+
+    # -- handlers -------------------------------------------------------------------------
+
+    def on_connect(self, handler: H) -> H:
+        """Register ``async def handler(session) -> bool | None``."""
+        self._connect = _require_async(handler)
+        return handler
+
+    def on_message(self, handler: H) -> H:
+        """Register ``async def handler(session, data)``; data is ``str`` or ``bytes``."""
+        self._message = _require_async(handler)
+        return handler
+
+    def on_disconnect(self, handler: H) -> H:
+        """Register ``async def handler(session, reason)``."""
+        self._disconnect = _require_async(handler)
+        return handler
+
+    async def _accepts(self, session: Session) -> bool:
+        if self._connect is None:
+            return True
+        try:
+            return await self._connect(session) is not False
+        except Exception:
+            logger.exception("Engine.IO connect handler failed; refusing session %s", session.sid)
+            return False
+
+    async def dispatch_message(self, session: Session, data: str | bytes) -> None:
+        if self._message is not None:
+            try:
+                await self._message(session, data)
+            except Exception:
+                logger.exception("Engine.IO message handler failed (session %s)", session.sid)
+
+    async def dispatch_disconnect(self, session: Session, reason: CloseReason) -> None:
+        if self._disconnect is not None:
+            try:
+                await self._disconnect(session, reason)
+            except Exception:
+                logger.exception("Engine.IO disconnect handler failed (session %s)", session.sid)
+
+    # -- session table --------------------------------------------------------------------
+
+    def forget(self, session: Session) -> None:
+        """Drop a closing session from the table, so its sid is unknown from now on."""
+        if self.sessions.get(session.sid) is session:
+            del self.sessions[session.sid]
+
+    def _new_sid(self) -> str:
+        while True:
+            sid = secrets.token_urlsafe(15)
+            if sid not in self.sessions:
+                return sid
+
+    async def _open_session(self, transport: Transport, request: HttpRequest) -> Session | None:
+        """Create and register a session whose open packet is queued; None if refused."""
+        config = self.config
+        upgrades = config.upgrades if transport.name == "polling" else []
+        session = Session(self, self._new_sid(), transport, request.context)
+        transport.session = session
+        handshake = {
+            "sid": session.sid,
+            "upgrades": upgrades,
+            "pingInterval": config.ping_interval,
+            "pingTimeout": config.ping_timeout,
+            "maxPayload": config.max_payload,
+        }
+        await transport.write([Packet(PacketType.OPEN, json.dumps(handshake, separators=(",", ":")))])
+        self.sessions[session.sid] = session
+        if not await self._accepts(session):
+            await session.close(CloseReason.FORCED_CLOSE)
+            return None
+        session.start()
+        return session
+
+    async def shutdown(self) -> None:
+        """Close every session with ``server shutting down``."""
+        for session in list(self.sessions.values()):
+            await session.close(CloseReason.SERVER_SHUTTING_DOWN)
+
+    # -- origin / CORS --------------------------------------------------------------------
+
+    def _origin_allowed(self, request: HttpRequest) -> bool:
+        origin = request.headers.get("origin")
+        if origin is None:
+            return True
+        allowed = self.config.cors_allowed_origins
+        if allowed == "*":
+            return True
+        if allowed is None:
+            return origin == f"{request.scheme}://{request.headers.get('host', '')}"
+        return origin in allowed
+
+    def _cors_headers(self, request: HttpRequest) -> list[tuple[bytes, bytes]]:
+        origin = request.headers.get("origin")
+        if origin is None:
+            return []
+        headers = [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin")]
+        if self.config.cors_credentials:
+            headers.append((b"access-control-allow-credentials", b"true"))
+        return headers
+
+    def _preflight(self, request: HttpRequest) -> HttpResponse:
+        headers = [(b"access-control-allow-methods", _PREFLIGHT_METHODS)]
+        asked = request.headers.get("access-control-request-headers")
+        if asked:
+            headers.append((b"access-control-allow-headers", asked.encode("latin-1")))
+        return HttpResponse(204, b"", headers=headers)
+
+    # -- HTTP (long-polling) --------------------------------------------------------------
+
+    async def handle_http(self, request: HttpRequest, receive: Receive) -> HttpResponse | None:
+        """Answer one polling request; None when the client left before an answer existed."""
+        if not self._origin_allowed(request):
+            return error_response(ErrorCode.FORBIDDEN)
+        response = await self._route_http(request, receive)
+        if response is not None:
+            response.headers.extend(self._cors_headers(request))
+            response.headers.extend(
+                (k.encode("latin-1"), v.encode("latin-1")) for k, v in self.config.extra_headers
+            )
+        return response
+
+    async def _route_http(self, request: HttpRequest, receive: Receive) -> HttpResponse | None:
+        if request.method == "OPTIONS":
+            return self._preflight(request)
+        query = request.query
+        if query.get("EIO") != "4":
+            return error_response(ErrorCode.UNSUPPORTED_PROTOCOL_VERSION)
+        transport = query.get("transport")
+        if transport not in self.config.transports:
+            return error_response(ErrorCode.UNKNOWN_TRANSPORT)
+        if transport != "polling":
+            # A WebSocket handshake that arrived as a plain HTTP request.
+            return error_response(ErrorCode.BAD_REQUEST)
+        sid = query.get("sid")
+        if sid is None:
+            if request.method != "GET":
+                return error_response(ErrorCode.BAD_HANDSHAKE_METHOD)
+            polling = PollingTransport()
+            session = await self._open_session(polling, request)
+            if session is None:
+                return error_response(ErrorCode.FORBIDDEN)
+            return await polling.handle_get(receive)
+        session = self.sessions.get(sid)
+        if session is None:
+            return error_response(ErrorCode.UNKNOWN_SID)
+        current = session.transport
+        if not isinstance(current, PollingTransport):
+            return error_response(ErrorCode.BAD_REQUEST)
+        if request.body_too_large:
+            logger.info("session %s: POST over max_payload", sid)
+            await session.close(CloseReason.TRANSPORT_ERROR)
+            return HttpResponse(413, b"Payload Too Large")
+        if request.method == "GET":
+            return await current.handle_get(receive)
+        if request.method == "POST":
+            return await current.handle_post(request.body)
+        return error_response(ErrorCode.BAD_REQUEST)
+
+    # -- WebSocket ------------------------------------------------------------------------
+
+    async def open_websocket(
+        self, request: HttpRequest, sink: WebSocketSink
+    ) -> WebSocketTransport | None:
+        """Handle a WebSocket handshake: a new session, or a probe to upgrade a polling one.
+
+        Returns the transport that will receive this socket's frames, or None when the socket
+        was refused (closed before accept) or accepted and closed at once.
+        """
+        query = request.query
+        if (
+            not self._origin_allowed(request)
+            or query.get("EIO") != "4"
+            or query.get("transport") != "websocket"
+            or "websocket" not in self.config.transports
+        ):
+            # Closing before accept makes the ASGI server answer the handshake with 403.
+            await sink.close_socket(CLOSE_POLICY_VIOLATION)
+            return None
+        transport = WebSocketTransport(sink, self.config.max_payload)
+        sid = query.get("sid")
+        if sid is None:
+            session = await self._open_session(transport, request)
+            if session is None:
+                await sink.close_socket(CLOSE_POLICY_VIOLATION)
+                return None
+            await sink.accept()
+            await transport.start_writing()
+            return transport
+        await sink.accept()
+        session = self.sessions.get(sid)
+        if session is None or not session.can_upgrade:
+            # Unknown sid, or a session already upgrading or upgraded: this socket alone goes.
+            await sink.close_socket(CLOSE_POLICY_VIOLATION)
+            return None
+        transport.session = session
+        session.begin_probe(transport)
+        await transport.start_writing()
+        return transport

@@ -1,0 +1,290 @@
+"""One Engine.IO session: its state machine, heartbeat, upgrade and idempotent close.
+
+The session is transport-agnostic: it writes packets to whichever :class:`Transport` is current
+(polling or WebSocket) and receives decoded packets from it. Nothing here does network I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Coroutine
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from .errors import CloseReason
+from .packet import Packet, PacketType
+
+if TYPE_CHECKING:
+    from .server import EngineIOServer
+
+__all__ = ["InvalidTransition", "Session", "SessionState", "Transport", "UpgradeState"]
+
+logger = logging.getLogger("channels_sio.engineio")
+
+
+class SessionState(Enum):
+    """Life cycle of a session. Only the transitions in ``_TRANSITIONS`` are possible."""
+
+    OPENING = "opening"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class UpgradeState(Enum):
+    """Progress of the polling → WebSocket upgrade, a state machine of its own."""
+
+    NONE = "none"
+    PROBING = "probing"  # a WebSocket for this sid connected; waiting for "2probe"
+    UPGRADING = "upgrading"  # "3probe" sent; polling GETs are released with noop
+    UPGRADED = "upgraded"
+
+
+_TRANSITIONS: dict[Enum, frozenset[Enum]] = {
+    SessionState.OPENING: frozenset({SessionState.OPEN, SessionState.CLOSING}),
+    SessionState.OPEN: frozenset({SessionState.CLOSING}),
+    SessionState.CLOSING: frozenset({SessionState.CLOSED}),
+    SessionState.CLOSED: frozenset(),
+    UpgradeState.NONE: frozenset({UpgradeState.PROBING}),
+    UpgradeState.PROBING: frozenset({UpgradeState.UPGRADING, UpgradeState.NONE}),
+    UpgradeState.UPGRADING: frozenset({UpgradeState.UPGRADED, UpgradeState.NONE}),
+    UpgradeState.UPGRADED: frozenset(),
+}
+
+
+class InvalidTransition(RuntimeError):
+    """A state machine was asked for a transition it does not have: a bug, never input."""
+
+
+class Transport(ABC):
+    """Where a session's packets go: a polling endpoint or one WebSocket."""
+
+    name: str
+    session: Session | None
+
+    @abstractmethod
+    async def write(self, packets: list[Packet]) -> None:
+        """Deliver packets in order (polling buffers them until the next GET)."""
+
+    @abstractmethod
+    async def close(self, reason: CloseReason) -> None:
+        """Release the underlying connection. Idempotent."""
+
+
+class Session:
+    """An Engine.IO session, owned by one :class:`EngineIOServer` in this process.
+
+    ``context`` is whatever the transport layer passes in (the ASGI scope under Channels);
+    ``data`` is free for the application.
+    """
+
+    def __init__(
+        self, server: EngineIOServer, sid: str, transport: Transport, context: Any
+    ) -> None:
+        self.server = server
+        self.sid = sid
+        self.transport = transport
+        self.context = context
+        self.data: dict[str, Any] = {}
+        self.state = SessionState.OPENING
+        self.upgrade_state = UpgradeState.NONE
+        self.close_reason: CloseReason | None = None
+        self.connected_at = time.time()
+        self.last_pong = time.monotonic()
+        self._probe: Transport | None = None
+        self._heartbeat: asyncio.TimerHandle | None = None
+        self._upgrade_timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return f"<Session {self.sid} {self.state.value} {self.transport.name}>"
+
+    # -- state machines -------------------------------------------------------------------
+
+    def _set_state(self, new: SessionState) -> None:
+        if new not in _TRANSITIONS[self.state]:
+            raise InvalidTransition(f"session {self.sid}: {self.state.value} -> {new.value}")
+        logger.debug("session %s: %s -> %s", self.sid, self.state.value, new.value)
+        self.state = new
+
+    def _set_upgrade_state(self, new: UpgradeState) -> None:
+        if new not in _TRANSITIONS[self.upgrade_state]:
+            raise InvalidTransition(
+                f"session {self.sid} upgrade: {self.upgrade_state.value} -> {new.value}"
+            )
+        self.upgrade_state = new
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in (SessionState.OPENING, SessionState.OPEN)
+
+    # -- owned background work ------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "session %s: background task failed", self.sid, exc_info=task.exception()
+            )
+
+    # -- sending --------------------------------------------------------------------------
+
+    async def send(self, data: str | bytes) -> None:
+        """Send one message (text or binary). Dropped once the session is closing."""
+        await self.send_packets([Packet(PacketType.MESSAGE, data)])
+
+    async def send_packets(self, packets: list[Packet]) -> None:
+        """Send packets in order, contiguously. Dropped once the session is closing."""
+        if self.is_open:
+            await self.transport.write(packets)
+
+    # -- receiving ------------------------------------------------------------------------
+
+    async def receive_packet(self, packet: Packet) -> None:
+        """Handle one packet that arrived on the current transport."""
+        kind = packet.type
+        if kind is PacketType.MESSAGE:
+            await self.server.dispatch_message(self, packet.data)
+        elif kind is PacketType.PONG:
+            self._on_pong()
+        elif kind is PacketType.CLOSE:
+            await self.close(CloseReason.TRANSPORT_CLOSE)
+        elif kind is PacketType.NOOP:
+            pass
+        else:
+            # A v4 client never pings, opens or upgrades on the current transport.
+            logger.info("session %s: unexpected %s packet from client", self.sid, kind.name)
+            await self.close(CloseReason.TRANSPORT_ERROR)
+
+    # -- heartbeat ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Mark the session open (the connect handler accepted it) and start the heartbeat."""
+        self._set_state(SessionState.OPEN)
+        self._schedule_ping()
+
+    def _schedule_ping(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._heartbeat = loop.call_later(self.server.config.ping_interval / 1000, self._ping)
+
+    def _ping(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._heartbeat = loop.call_later(
+            self.server.config.ping_timeout / 1000, self._ping_timed_out
+        )
+        self._spawn(self.send_packets([Packet(PacketType.PING)]))
+
+    def _ping_timed_out(self) -> None:
+        self._heartbeat = None
+        self._spawn(self.close(CloseReason.PING_TIMEOUT))
+
+    def _on_pong(self) -> None:
+        self.last_pong = time.monotonic()
+        if self.state is SessionState.OPEN:
+            self._cancel_heartbeat()
+            self._schedule_ping()
+
+    def _cancel_heartbeat(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
+
+    # -- upgrade --------------------------------------------------------------------------
+
+    @property
+    def can_upgrade(self) -> bool:
+        return (
+            self.state is SessionState.OPEN
+            and self.upgrade_state is UpgradeState.NONE
+            and self.transport.name == "polling"
+            and self.server.config.upgrades != []
+        )
+
+    def begin_probe(self, probe: Transport) -> None:
+        """A WebSocket for this session connected: wait for its probe, within upgrade_timeout."""
+        self._set_upgrade_state(UpgradeState.PROBING)
+        self._probe = probe
+        loop = asyncio.get_running_loop()
+        self._upgrade_timer = loop.call_later(
+            self.server.config.upgrade_timeout / 1000, self._upgrade_timed_out
+        )
+
+    def is_probe(self, transport: Transport) -> bool:
+        return self._probe is transport
+
+    async def probe_received(self) -> None:
+        """``2probe`` arrived on the probe: answer it, and release the pending GET with noop."""
+        assert self._probe is not None
+        self._set_upgrade_state(UpgradeState.UPGRADING)
+        await self._probe.write([Packet(PacketType.PONG, "probe")])
+        release = getattr(self.transport, "release_for_upgrade", None)
+        if release is not None:
+            release()
+
+    async def complete_upgrade(self) -> None:
+        """``5`` arrived on the probe: it becomes the transport; leftovers move over, in order."""
+        probe = self._probe
+        assert probe is not None
+        self._set_upgrade_state(UpgradeState.UPGRADED)
+        self._cancel_upgrade_timer()
+        self._probe = None
+        old, self.transport = self.transport, probe
+        take = getattr(old, "take_for_upgrade", None)
+        leftovers: list[Packet] = take() if take is not None else []
+        logger.debug("session %s: upgraded to %s", self.sid, probe.name)
+        if leftovers:
+            await probe.write(leftovers)
+
+    async def abandon_upgrade(self) -> None:
+        """The probe failed, timed out or went away: carry on with the current transport."""
+        probe = self._probe
+        if probe is None:
+            return
+        self._probe = None
+        self._cancel_upgrade_timer()
+        self._set_upgrade_state(UpgradeState.NONE)
+        await probe.close(CloseReason.TRANSPORT_ERROR)
+
+    def _upgrade_timed_out(self) -> None:
+        self._upgrade_timer = None
+        self._spawn(self.abandon_upgrade())
+
+    def _cancel_upgrade_timer(self) -> None:
+        if self._upgrade_timer is not None:
+            self._upgrade_timer.cancel()
+            self._upgrade_timer = None
+
+    # -- closing --------------------------------------------------------------------------
+
+    async def close(self, reason: CloseReason = CloseReason.FORCED_CLOSE) -> None:
+        """Close the session once; later calls (from any path) return at once."""
+        if not self.is_open:
+            return
+        was_open = self.state is SessionState.OPEN
+        self._set_state(SessionState.CLOSING)
+        self.close_reason = reason
+        self._cancel_heartbeat()
+        self._cancel_upgrade_timer()
+        self.server.forget(self)
+        logger.debug("session %s: closing (%s)", self.sid, reason)
+        try:
+            if self._probe is not None:
+                probe, self._probe = self._probe, None
+                await probe.close(CloseReason.TRANSPORT_ERROR)
+            await self.transport.close(reason)
+            if was_open:
+                await self.server.dispatch_disconnect(self, reason)
+        finally:
+            self._set_state(SessionState.CLOSED)
+            current = asyncio.current_task()
+            for task in list(self._tasks):
+                if task is not current:
+                    task.cancel()

@@ -1,0 +1,157 @@
+"""The WebSocket transport: one socket, used directly or as the target of an upgrade."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Protocol
+
+from .errors import CloseReason
+from .packet import Packet, PacketType, ParseError, decode_packet, encode_packet
+from .session import Session, Transport, UpgradeState
+
+__all__ = ["WebSocketSink", "WebSocketTransport"]
+
+logger = logging.getLogger("channels_sio.engineio")
+
+CLOSE_NORMAL = 1000
+CLOSE_POLICY_VIOLATION = 1008
+CLOSE_MESSAGE_TOO_BIG = 1009
+# Sent by uvicorn to every open socket when the worker shuts down.
+CLOSE_SERVICE_RESTART = 1012
+
+
+class WebSocketSink(Protocol):
+    """What the transport needs of the consumer that owns the socket."""
+
+    async def accept(self) -> None: ...
+
+    async def send_frame(self, data: str | bytes) -> None: ...
+
+    async def close_socket(self, code: int) -> None: ...
+
+
+class WebSocketTransport(Transport):
+    """Engine.IO over one WebSocket. Frames out are written in order and contiguously."""
+
+    name = "websocket"
+
+    def __init__(self, sink: WebSocketSink, max_payload: int) -> None:
+        self.sink = sink
+        self.session: Session | None = None
+        self._max_payload = max_payload
+        self._queue: deque[Packet] = deque()
+        # Until the socket is accepted, writes only queue (see ``start_writing``).
+        self._writing = True
+        self._closed = False
+
+    async def start_writing(self) -> None:
+        """The socket is accepted: send what was queued meanwhile."""
+        self._writing = False
+        await self.write([])
+
+    async def write(self, packets: list[Packet]) -> None:
+        if self._closed:
+            return
+        self._queue.extend(packets)
+        # One writer drains the queue; a concurrent caller leaves its packets to it, which
+        # keeps multi-frame packets contiguous without a lock or a task per write.
+        if self._writing:
+            return
+        self._writing = True
+        try:
+            while self._queue:
+                await self.sink.send_frame(encode_packet(self._queue.popleft()))
+        except OSError:
+            self._lost()
+        finally:
+            self._writing = False
+
+    def _lost(self) -> None:
+        """The socket failed under a write: stop writing; the session closes in the background."""
+        self._closed = True
+        self._queue.clear()
+        session = self.session
+        if session is not None and session.transport is self:
+            session._spawn(session.close(CloseReason.TRANSPORT_ERROR))
+
+    def _too_large(self, frame: str | bytes) -> bool:
+        limit = self._max_payload
+        if len(frame) <= limit // 4:
+            return False
+        size = len(frame.encode()) if isinstance(frame, str) else len(frame)
+        return size > limit
+
+    async def receive(self, frame: str | bytes) -> None:
+        """One frame from the client."""
+        session = self.session
+        if session is None or self._closed:
+            return
+        if self._too_large(frame):
+            logger.info("session %s: frame over max_payload", session.sid)
+            await self._fail(session, CLOSE_MESSAGE_TOO_BIG, CloseReason.TRANSPORT_ERROR)
+            return
+        try:
+            packet = decode_packet(frame)
+        except ParseError as exc:
+            logger.info("session %s: malformed frame: %s", session.sid, exc)
+            await self._fail(session, CLOSE_NORMAL, CloseReason.PARSE_ERROR)
+            return
+        if session.transport is self:
+            await session.receive_packet(packet)
+        elif session.is_probe(self):
+            await self._receive_probe(session, packet)
+
+    async def _receive_probe(self, session: Session, packet: Packet) -> None:
+        if (
+            packet.type is PacketType.PING
+            and packet.data == "probe"
+            and session.upgrade_state is UpgradeState.PROBING
+        ):
+            await session.probe_received()
+        elif packet.type is PacketType.UPGRADE and session.upgrade_state is UpgradeState.UPGRADING:
+            await session.complete_upgrade()
+        elif packet.type is not PacketType.NOOP:
+            logger.info("session %s: invalid packet during upgrade", session.sid)
+            await session.abandon_upgrade()
+
+    async def _fail(self, session: Session, code: int, reason: CloseReason) -> None:
+        await self._close_socket(code)
+        if session.is_probe(self):
+            await session.abandon_upgrade()
+        else:
+            await session.close(reason)
+
+    async def disconnected(self, code: int) -> None:
+        """The socket closed under us."""
+        self._closed = True
+        self._queue.clear()
+        session = self.session
+        if session is None:
+            return
+        if session.is_probe(self):
+            await session.abandon_upgrade()
+        elif session.transport is self:
+            if code == CLOSE_SERVICE_RESTART:
+                await session.close(CloseReason.SERVER_SHUTTING_DOWN)
+            else:
+                await session.close(CloseReason.TRANSPORT_CLOSE)
+
+    async def server_stopping(self) -> None:
+        """The ASGI server is stopping this socket's application."""
+        session = self.session
+        if session is not None and session.transport is self:
+            await session.close(CloseReason.SERVER_SHUTTING_DOWN)
+
+    async def close(self, reason: CloseReason) -> None:
+        await self._close_socket(CLOSE_NORMAL)
+
+    async def _close_socket(self, code: int) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.clear()
+        try:
+            await self.sink.close_socket(code)
+        except OSError:
+            logger.debug("socket already gone while closing it")

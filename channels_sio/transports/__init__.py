@@ -1,0 +1,7 @@
+"""Channels consumers that move bytes between ASGI and the Engine.IO server."""
+
+from .base import EngineSource
+from .polling import PollingConsumer
+from .websocket import WebSocketConsumer
+
+__all__ = ["EngineSource", "PollingConsumer", "WebSocketConsumer"]

@@ -1,0 +1,18 @@
+"""The reference test configuration of the Engine.IO / Socket.IO protocol documentation.
+
+A raw Engine.IO echo server at /engine.io/ (every message sent back as is), short heartbeats,
+and any origin allowed.
+"""
+
+from .settings import *  # noqa: F403
+
+CHANNELS_SIO = {
+    "path": "/socket.io/",
+    "ping_interval": 300,
+    "ping_timeout": 200,
+    "max_payload": 1_000_000,
+    "connect_timeout": 1000,
+    "cors_allowed_origins": "*",
+}
+
+ENGINEIO_ENDPOINTS = {"/engine.io/": "example_project.protocol.engineio_echo"}

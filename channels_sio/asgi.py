@@ -27,13 +27,15 @@ def _pattern(path: str) -> str:
 def http_route(path: str, engine: EngineSource, middleware: Any = None) -> URLPattern:
     """A URLRouter entry serving Engine.IO long-polling at ``path``."""
     app = PollingConsumer.as_asgi(engine=engine)
-    return re_path(_pattern(path), middleware(app) if middleware else app)
+    route: URLPattern = re_path(_pattern(path), middleware(app) if middleware else app)
+    return route
 
 
 def websocket_route(path: str, engine: EngineSource, middleware: Any = None) -> URLPattern:
     """A URLRouter entry serving Engine.IO WebSockets at ``path``."""
     app = WebSocketConsumer.as_asgi(engine=engine)
-    return re_path(_pattern(path), middleware(app) if middleware else app)
+    route: URLPattern = re_path(_pattern(path), middleware(app) if middleware else app)
+    return route
 
 
 async def lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:

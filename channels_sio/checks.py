@@ -30,8 +30,10 @@ def _origin_ok(origin: Any) -> bool:
     if not isinstance(origin, str):
         return False
     parts = urlsplit(origin)
-    return parts.scheme in ("http", "https") and bool(parts.netloc) and origin == (
-        f"{parts.scheme}://{parts.netloc}"
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.netloc)
+        and origin == (f"{parts.scheme}://{parts.netloc}")
     )
 
 

@@ -1,4 +1,4 @@
-"""Pure Engine.IO v4: codec, sessions, transports and server. Imports neither Django nor Socket.IO."""
+"""Pure Engine.IO v4: codec, sessions, transports, server. Imports neither Django nor Socket.IO."""
 
 from .config import EngineIOConfig
 from .errors import CloseReason, ErrorCode

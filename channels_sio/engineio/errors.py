@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 
 __all__ = ["CloseReason", "ErrorCode", "error_body"]
 
@@ -42,7 +42,7 @@ def error_body(code: ErrorCode) -> bytes:
     return json.dumps({"code": int(code), "message": code.message}, separators=(",", ":")).encode()
 
 
-class CloseReason(str, Enum):
+class CloseReason(StrEnum):
     """Why a session closed; the value is the word Engine.IO peers use."""
 
     TRANSPORT_CLOSE = "transport close"
@@ -51,6 +51,3 @@ class CloseReason(str, Enum):
     PING_TIMEOUT = "ping timeout"
     FORCED_CLOSE = "forced close"
     SERVER_SHUTTING_DOWN = "server shutting down"
-
-    def __str__(self) -> str:
-        return self.value

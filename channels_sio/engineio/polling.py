@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .errors import CloseReason, ErrorCode
@@ -16,7 +16,7 @@ __all__ = ["PollingTransport"]
 
 logger = logging.getLogger("channels_sio.engineio")
 
-Receive = Callable[[], Awaitable[dict[str, Any]]]
+Receive = Callable[[], Coroutine[Any, Any, dict[str, Any]]]
 
 _OK = b"ok"
 
@@ -90,7 +90,7 @@ class PollingTransport(Transport):
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         self._waiter = waiter
-        watcher = loop.create_task(receive())
+        watcher: asyncio.Task[dict[str, Any]] = loop.create_task(receive())
 
         def client_left(_: asyncio.Task[dict[str, Any]]) -> None:
             if not waiter.done():

@@ -36,7 +36,8 @@ _PREFLIGHT_METHODS = b"GET, POST, OPTIONS"
 
 
 def _require_async(handler: H) -> H:
-    if not inspect.iscoroutinefunction(handler):
+    is_async = inspect.iscoroutinefunction(handler)  # a bool, so mypy keeps the type H
+    if not is_async:
         raise TypeError(f"Engine.IO handlers must be 'async def' functions, not {handler!r}")
     return handler
 
@@ -137,7 +138,9 @@ class EngineIOServer:
             "pingTimeout": config.ping_timeout,
             "maxPayload": config.max_payload,
         }
-        await transport.write([Packet(PacketType.OPEN, json.dumps(handshake, separators=(",", ":")))])
+        await transport.write(
+            [Packet(PacketType.OPEN, json.dumps(handshake, separators=(",", ":")))]
+        )
         self.sessions[session.sid] = session
         if not await self._accepts(session):
             await session.close(CloseReason.FORCED_CLOSE)

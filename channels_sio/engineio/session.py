@@ -131,9 +131,7 @@ class Session:
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            logger.error(
-                "session %s: background task failed", self.sid, exc_info=task.exception()
-            )
+            logger.error("session %s: background task failed", self.sid, exc_info=task.exception())
 
     # -- sending --------------------------------------------------------------------------
 

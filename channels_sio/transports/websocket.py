@@ -41,9 +41,7 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
                         )
                 elif kind == "websocket.connect":
                     engine = resolve_engine(self.engine_source)
-                    self.transport = await engine.open_websocket(
-                        HttpRequest.from_asgi(scope), self
-                    )
+                    self.transport = await engine.open_websocket(HttpRequest.from_asgi(scope), self)
                 elif kind == "websocket.disconnect":
                     if self.transport is not None:
                         await self.transport.disconnected(message.get("code", 1005))

@@ -1,9 +1,16 @@
-"""Servers of the protocol reference configuration (settings_protocol)."""
+"""Servers of the protocol reference configuration (settings_protocol), and a state view."""
 
+import asyncio
 from functools import cache
 
+from django.http import HttpRequest, JsonResponse
+
 from channels_sio.conf import engineio_config
-from channels_sio.engineio import EngineIOServer, Session
+from channels_sio.engineio import CloseReason, EngineIOServer, Session
+
+# Close reasons of recent sessions, oldest first, so tests can see why the server closed one.
+CLOSED: dict[str, str] = {}
+_CLOSED_KEPT = 1000
 
 
 @cache
@@ -15,4 +22,35 @@ def engineio_echo() -> EngineIOServer:
     async def echo(session: Session, data: str | bytes) -> None:
         await session.send(data)
 
+    @server.on_disconnect
+    async def remember_close(session: Session, reason: CloseReason) -> None:
+        CLOSED[session.sid] = str(reason)
+        while len(CLOSED) > _CLOSED_KEPT:
+            del CLOSED[next(iter(CLOSED))]
+
     return server
+
+
+def _is_ours(task: "asyncio.Task[object]") -> bool:
+    return "channels_sio" in getattr(task.get_coro(), "__qualname__", "") or "channels_sio" in (
+        getattr(getattr(task.get_coro(), "cr_code", None), "co_filename", "")
+    )
+
+
+async def state(request: HttpRequest) -> JsonResponse:
+    """What the protocol tests assert on: live sessions, recent close reasons, our tasks."""
+    engine = engineio_echo()
+    return JsonResponse(
+        {
+            "sessions": {
+                sid: {
+                    "state": s.state.value,
+                    "transport": s.transport.name,
+                    "upgrade": s.upgrade_state.value,
+                }
+                for sid, s in engine.sessions.items()
+            },
+            "closed": CLOSED,
+            "tasks": [repr(t.get_coro()) for t in asyncio.all_tasks() if _is_ours(t)],
+        }
+    )

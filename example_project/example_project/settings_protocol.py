@@ -16,3 +16,6 @@ CHANNELS_SIO = {
 }
 
 ENGINEIO_ENDPOINTS = {"/engine.io/": "example_project.protocol.engineio_echo"}
+
+# Exposes /_protocol/state/ (live sessions, close reasons) for the protocol test suite.
+PROTOCOL_STATE_VIEW = True

@@ -1,0 +1,1 @@
+"""Test infrastructure: real servers in subprocesses, Node clients, CI rules."""

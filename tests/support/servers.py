@@ -1,0 +1,128 @@
+"""The example project running under a real ASGI server (uvicorn or daphne) in a subprocess."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "example_project"
+SERVER_KINDS = ("uvicorn", "daphne")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """One server process; ``url`` is its base URL once started."""
+
+    def __init__(self, kind: str, settings: str, env: dict[str, str] | None = None) -> None:
+        self.kind = kind
+        self.settings = settings
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.extra_env = env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"csio-{kind}-{self.port}.log"
+
+    def command(self) -> list[str]:
+        app = "example_project.asgi:application"
+        if self.kind == "uvicorn":
+            return [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                app,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--lifespan",
+                "on",
+                "--log-level",
+                "warning",
+            ]
+        return [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-v",
+            "1",
+            app,
+        ]
+
+    def start(self, timeout: float = 20.0) -> None:
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": self.settings, **self.extra_env}
+        env["PYTHONPATH"] = os.pathsep.join([str(EXAMPLE_DIR), env.get("PYTHONPATH", "")])
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                self.command(), cwd=EXAMPLE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.kind} exited at start:\n{self.log()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + "/_protocol/state/", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.kind} did not start within {timeout}s:\n{self.log()}")
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, then SIGKILL after ``timeout``; returns the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-6000:]
+        except OSError:
+            return ""
+
+    def state(self) -> dict[str, object]:
+        response = httpx.get(self.url + "/_protocol/state/", timeout=5)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def wait_idle(self, timeout: float = 5.0) -> dict[str, object]:
+        """Wait until no session and no channels_sio task is left; return the last state."""
+        deadline = time.monotonic() + timeout
+        state = self.state()
+        while time.monotonic() < deadline:
+            if not state["sessions"] and not state["tasks"]:
+                return state
+            time.sleep(0.05)
+            state = self.state()
+        return state
+
+    def close_reason(self, sid: str, timeout: float = 5.0) -> str | None:
+        """The reason the server gave when it closed ``sid`` (waits for it)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            closed = self.state()["closed"]
+            assert isinstance(closed, dict)
+            if sid in closed:
+                return str(closed[sid])
+            time.sleep(0.05)
+        return None

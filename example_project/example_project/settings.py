@@ -80,5 +80,6 @@ LOGGING = {
     "loggers": {"channels_sio": {"handlers": ["console"], "level": "INFO"}},
 }
 
-# Raw Engine.IO endpoints the project serves besides Socket.IO: {path: "module.attribute"}.
-ENGINEIO_ENDPOINTS: dict[str, str] = {}
+# Raw Engine.IO endpoints the project serves besides Socket.IO: {path: "module.attribute"},
+# the attribute being a server or a zero-argument callable returning one.
+ENGINEIO_ENDPOINTS = {"/engine.io/": "example_project.protocol.engineio_echo"}

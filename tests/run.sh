@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs everything and runs ruff, mypy and the whole test suite.
+# Usage: bash tests/run.sh [pytest arguments]. With CI set, tests needing Redis, PostgreSQL,
+# Node or a browser fail instead of skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || { echo "Python 3.11+ is required (set PYTHON=...)" >&2; exit 1; }
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+
+command -v npm >/dev/null || { echo "Node.js 20+ with npm is required" >&2; exit 1; }
+(cd tests && npm ci --no-audit --no-fund --loglevel=error)
+
+# A throwaway Redis on a free port when none answers at REDIS_URL (default 127.0.0.1:6379).
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
+redis_pid=""
+cleanup() { [ -z "$redis_pid" ] || kill "$redis_pid" 2>/dev/null || true; }
+trap cleanup EXIT
+if ! .venv/bin/python -c 'import os, redis; redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=2).ping()' 2>/dev/null; then
+  if command -v redis-server >/dev/null; then
+    port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no >/dev/null &
+    redis_pid=$!
+    export REDIS_URL="redis://127.0.0.1:$port/0"
+    for _ in $(seq 50); do
+      .venv/bin/python -c 'import os, redis; redis.Redis.from_url(os.environ["REDIS_URL"]).ping()' 2>/dev/null && break
+      sleep 0.1
+    done
+    echo "started a throwaway redis-server at $REDIS_URL"
+  else
+    echo "no Redis answers at $REDIS_URL and redis-server is not installed: Redis tests will skip (fail in CI)"
+  fi
+fi
+
+echo "== ruff"
+.venv/bin/ruff format --check .
+.venv/bin/ruff check .
+echo "== mypy"
+PYTHONPATH=.:example_project .venv/bin/mypy
+echo "== pytest"
+set +e
+.venv/bin/python -m pytest "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "pytest collected no tests: that is a failure" >&2
+  exit 1
+fi
+exit "$status"

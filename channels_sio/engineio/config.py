@@ -38,6 +38,20 @@ class EngineIOConfig:
         unknown = set(self.transports) - set(TRANSPORTS)
         if unknown or not self.transports:
             raise ValueError(f"transports must be a non-empty subset of {TRANSPORTS}")
+        origins = self.cors_allowed_origins
+        # A bare origin string would be matched with ``in``, i.e. as a substring: fail closed.
+        if (
+            origins is not None
+            and origins != "*"
+            and (
+                isinstance(origins, str)
+                or not isinstance(origins, Sequence)
+                or not all(isinstance(origin, str) for origin in origins)
+            )
+        ):
+            raise ValueError(
+                f"cors_allowed_origins must be None, '*' or a sequence of origins, not {origins!r}"
+            )
 
     @property
     def upgrades(self) -> list[str]:

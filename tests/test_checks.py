@@ -1,0 +1,249 @@
+"""channels_sio.checks: one stable id and a useful hint for every wrong CHANNELS_SIO value."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.checks import Error, run_checks
+from django.test import override_settings
+
+from channels_sio.checks import check_settings
+
+
+def sio_messages() -> list[Any]:
+    return [m for m in run_checks() if str(m.id).startswith("channels_sio.")]
+
+
+def run_with(value: Any) -> list[Any]:
+    with override_settings(CHANNELS_SIO=value):
+        return sio_messages()
+
+
+def test_default_config_is_clean() -> None:
+    assert sio_messages() == []
+
+
+def test_check_is_registered() -> None:
+    # Called directly it agrees with run_checks(): the app registered it.
+    with override_settings(CHANNELS_SIO={"ping_interval": 0}):
+        direct = check_settings()
+        assert [m.id for m in sio_messages()] == [m.id for m in direct] == ["channels_sio.E003"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(
+            {
+                "path": "/realtime/",
+                "ping_interval": 30_000,
+                "ping_timeout": 5_000,
+                "upgrade_timeout": 1,
+                "max_payload": 1,
+                "transports": ("websocket",),
+                "allow_upgrades": False,
+                "cors_allowed_origins": ["https://example.com", "http://localhost:8000"],
+                "cors_credentials": False,
+                "connect_timeout": 1,
+            },
+            id="every-key",
+        ),
+        pytest.param({"transports": ["polling"]}, id="polling-only"),
+        pytest.param({"cors_allowed_origins": "*"}, id="any-origin"),
+        pytest.param({"cors_allowed_origins": []}, id="no-origin-list"),
+        pytest.param({"cors_allowed_origins": None}, id="same-origin"),
+        pytest.param({"path": "/"}, id="root-path"),
+    ],
+)
+def test_valid_configs_are_clean(value: dict[str, Any]) -> None:
+    assert run_with(value) == []
+
+
+CASES = [
+    pytest.param("not a dict", 1, "must be a dict, not str", id="E001-str"),
+    pytest.param([("ping_interval", 1)], 1, "must be a dict, not list", id="E001-list"),
+    pytest.param(None, 1, "must be a dict, not NoneType", id="E001-none"),
+    pytest.param({"pingInterval": 1000}, 2, "unknown key 'pingInterval'", id="E002"),
+    pytest.param({"ping_interval": 0}, 3, "['ping_interval'] must be a positive", id="E003-zero"),
+    pytest.param({"ping_timeout": -1}, 3, "['ping_timeout'] must be a positive", id="E003-neg"),
+    pytest.param(
+        {"upgrade_timeout": "10s"}, 3, "['upgrade_timeout'] must be a positive", id="E003-str"
+    ),
+    pytest.param(
+        {"connect_timeout": True}, 3, "['connect_timeout'] must be a positive", id="E003-bool"
+    ),
+    pytest.param(
+        {"ping_interval": 2.5}, 3, "['ping_interval'] must be a positive", id="E003-float"
+    ),
+    pytest.param(
+        {"max_payload": 0}, 4, "['max_payload'] must be a positive number of bytes", id="E004"
+    ),
+    pytest.param(
+        {"max_payload": None},
+        4,
+        "['max_payload'] must be a positive number of bytes",
+        id="E004-none",
+    ),
+    pytest.param(
+        {"ping_interval": 20_000, "ping_timeout": 20_000},
+        5,
+        "['ping_timeout'] (20000) must be less than ping_interval (20000)",
+        id="E005-equal",
+    ),
+    pytest.param(
+        {"ping_timeout": 30_000},
+        5,
+        "['ping_timeout'] (30000) must be less than ping_interval (25000)",
+        id="E005-greater",
+    ),
+    pytest.param({"transports": []}, 6, "['transports'] must be a non-empty list", id="E006-empty"),
+    pytest.param(
+        {"transports": ["polling", "flashsocket"]},
+        6,
+        "['transports'] must be a non-empty list",
+        id="E006-unknown",
+    ),
+    pytest.param(
+        {"transports": "websocket"}, 6, "['transports'] must be a non-empty list", id="E006-str"
+    ),
+    pytest.param(
+        {"path": "socket.io/"}, 7, "['path'] must start and end with '/'", id="E007-start"
+    ),
+    pytest.param({"path": "/socket.io"}, 7, "['path'] must start and end with '/'", id="E007-end"),
+    pytest.param({"path": None}, 7, "['path'] must start and end with '/'", id="E007-none"),
+    pytest.param(
+        {"cors_allowed_origins": ["https://example.com/"]},
+        8,
+        "['cors_allowed_origins'] must be None",
+        id="E008-path",
+    ),
+    pytest.param(
+        {"cors_allowed_origins": ["example.com"]},
+        8,
+        "['cors_allowed_origins'] must be None",
+        id="E008-no-scheme",
+    ),
+    pytest.param(
+        {"cors_allowed_origins": ["ftp://example.com"]},
+        8,
+        "['cors_allowed_origins'] must be None",
+        id="E008-scheme",
+    ),
+    pytest.param(
+        {"cors_allowed_origins": "https://example.com"},
+        8,
+        "['cors_allowed_origins'] must be None",
+        id="E008-bare-string",
+    ),
+    pytest.param(
+        {"cors_allowed_origins": [None]},
+        8,
+        "['cors_allowed_origins'] must be None",
+        id="E008-none-item",
+    ),
+    pytest.param(
+        {"allow_upgrades": "yes"}, 9, "['allow_upgrades'] must be True or False", id="E009-upgrades"
+    ),
+    pytest.param(
+        {"cors_credentials": 1}, 9, "['cors_credentials'] must be True or False", id="E009-cred"
+    ),
+]
+
+
+@pytest.mark.parametrize(("value", "number", "text"), CASES)
+def test_each_problem_has_its_own_id(value: Any, number: int, text: str) -> None:
+    messages = run_with(value)
+    assert [m.id for m in messages] == [f"channels_sio.E{number:03d}"]
+    [message] = messages
+    assert isinstance(message, Error)
+    assert message.msg.startswith("CHANNELS_SIO")
+    assert text in message.msg
+    assert isinstance(message.hint, str)
+    assert message.hint.strip() != ""
+
+
+@pytest.mark.parametrize(
+    ("key", "suggestion"),
+    [
+        ("ping_intervall", "ping_interval"),
+        ("pingTimeout", "ping_timeout"),
+        ("max_payloads", "max_payload"),
+        ("transport", "transports"),
+        ("cors_allowed_origin", "cors_allowed_origins"),
+    ],
+)
+def test_unknown_key_suggests_the_close_match(key: str, suggestion: str) -> None:
+    [message] = run_with({key: 1})
+    assert message.id == "channels_sio.E002"
+    assert message.msg == f"CHANNELS_SIO has an unknown key {key!r}."
+    assert message.hint == f"Did you mean {suggestion!r}?"
+
+
+def test_unknown_key_without_a_close_match_lists_the_known_keys() -> None:
+    [message] = run_with({"zzz": 1})
+    assert message.id == "channels_sio.E002"
+    assert message.hint == (
+        "Known keys: path, ping_interval, ping_timeout, upgrade_timeout, max_payload, "
+        "transports, allow_upgrades, cors_allowed_origins, cors_credentials, connect_timeout."
+    )
+
+
+def test_non_string_key_is_reported() -> None:
+    [message] = run_with({1: 1})
+    assert message.id == "channels_sio.E002"
+    assert message.msg == "CHANNELS_SIO has an unknown key 1."
+
+
+def test_e001_hides_every_other_check() -> None:
+    [message] = run_with(["ping_intervall"])
+    assert message.id == "channels_sio.E001"
+    assert message.msg == "CHANNELS_SIO must be a dict, not list."
+
+
+def test_e003_hint_gives_the_default() -> None:
+    [message] = run_with({"ping_timeout": 0})
+    assert message.msg == (
+        "CHANNELS_SIO['ping_timeout'] must be a positive number of milliseconds, not 0."
+    )
+    assert message.hint == "The default is 20000."
+
+
+def test_e005_is_skipped_when_a_timing_is_already_wrong() -> None:
+    assert [m.id for m in run_with({"ping_interval": 0, "ping_timeout": 5})] == [
+        "channels_sio.E003"
+    ]
+
+
+def test_every_problem_is_reported_once() -> None:
+    messages = run_with(
+        {
+            "ping_intervall": 1,
+            "ping_interval": -1,
+            "connect_timeout": 0,
+            "max_payload": 0,
+            "transports": [],
+            "path": "x",
+            "cors_allowed_origins": ["x"],
+            "allow_upgrades": None,
+            "cors_credentials": None,
+        }
+    )
+    assert [m.id for m in messages] == [
+        "channels_sio.E002",
+        "channels_sio.E003",
+        "channels_sio.E003",
+        "channels_sio.E004",
+        "channels_sio.E006",
+        "channels_sio.E007",
+        "channels_sio.E008",
+        "channels_sio.E009",
+        "channels_sio.E009",
+    ]
+    assert all(m.hint for m in messages)
+
+
+def test_e005_alone() -> None:
+    [message] = run_with({"ping_interval": 1_000, "ping_timeout": 1_500})
+    assert message.id == "channels_sio.E005"
+    assert "25000 / 20000" in message.hint

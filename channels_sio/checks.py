@@ -69,15 +69,16 @@ def check_settings(
                     3,
                 )
             )
-    if not _is_positive_int(values["max_payload"]):
-        errors.append(
-            _error(
-                f"{SETTING_NAME}['max_payload'] must be a positive number of bytes, "
-                f"not {values['max_payload']!r}.",
-                f"The default is {DEFAULTS['max_payload']}.",
-                4,
+    for name, unit in (("max_payload", "bytes"), ("max_attachments", "attachments")):
+        if not _is_positive_int(values[name]):
+            errors.append(
+                _error(
+                    f"{SETTING_NAME}[{name!r}] must be a positive number of {unit}, "
+                    f"not {values[name]!r}.",
+                    f"The default is {DEFAULTS[name]}.",
+                    4,
+                )
             )
-        )
     interval, timeout = values["ping_interval"], values["ping_timeout"]
     if _is_positive_int(interval) and _is_positive_int(timeout) and timeout >= interval:
         errors.append(
@@ -135,4 +136,14 @@ def check_settings(
                     9,
                 )
             )
+    modules = values["handlers"]
+    if not isinstance(modules, list | tuple) or not all(isinstance(m, str) for m in modules):
+        errors.append(
+            _error(
+                f"{SETTING_NAME}['handlers'] must be a list of module paths, not {modules!r}.",
+                'For example ["chat.sockets"]; modules named sockets.py in installed apps are '
+                "found without being listed.",
+                10,
+            )
+        )
     return errors

@@ -11,8 +11,9 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from .engineio import EngineIOConfig
+from .socketio import ServerConfig
 
-__all__ = ["DEFAULTS", "SETTING_NAME", "engineio_config", "get", "sio_settings"]
+__all__ = ["DEFAULTS", "SETTING_NAME", "engineio_config", "get", "server_config", "sio_settings"]
 
 SETTING_NAME = "CHANNELS_SIO"
 
@@ -27,6 +28,8 @@ DEFAULTS: dict[str, Any] = {
     "cors_allowed_origins": None,
     "cors_credentials": True,
     "connect_timeout": 45_000,
+    "max_attachments": 10,
+    "handlers": [],
 }
 
 
@@ -69,6 +72,15 @@ def engineio_config() -> EngineIOConfig:
         )
     except (TypeError, ValueError) as exc:
         raise ImproperlyConfigured(f"{SETTING_NAME}: {exc} (run manage.py check)") from exc
+
+
+def server_config() -> ServerConfig:
+    """The Socket.IO options from settings."""
+    return ServerConfig(
+        engine=engineio_config(),
+        connect_timeout=get("connect_timeout"),
+        max_attachments=get("max_attachments"),
+    )
 
 
 @receiver(setting_changed)

@@ -13,6 +13,19 @@ PYTHON=${PYTHON:-python3}
 
 command -v npm >/dev/null || { echo "Node.js 20+ with npm is required" >&2; exit 1; }
 (cd tests && npm ci --no-audit --no-fund --loglevel=error)
+if [ -f example_project/package.json ]; then
+  (cd example_project && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# Browser tests drive Debian's chromium (never a downloaded browser build).
+if ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing Debian's chromium for the browser tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "chromium is not installed: browser tests will skip (fail in CI)"
+  fi
+fi
 
 # A throwaway Redis on a free port when none answers at REDIS_URL (default 127.0.0.1:6379).
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}

@@ -80,6 +80,18 @@ CASES = [
         {"max_payload": 0}, 4, "['max_payload'] must be a positive number of bytes", id="E004"
     ),
     pytest.param(
+        {"max_attachments": 0},
+        4,
+        "['max_attachments'] must be a positive number of attachments",
+        id="E004-attachments",
+    ),
+    pytest.param(
+        {"handlers": "chat.sockets"}, 10, "['handlers'] must be a list of module paths", id="E010"
+    ),
+    pytest.param(
+        {"handlers": [1]}, 10, "['handlers'] must be a list of module paths", id="E010-item"
+    ),
+    pytest.param(
         {"max_payload": None},
         4,
         "['max_payload'] must be a positive number of bytes",
@@ -185,7 +197,8 @@ def test_unknown_key_without_a_close_match_lists_the_known_keys() -> None:
     assert message.id == "channels_sio.E002"
     assert message.hint == (
         "Known keys: path, ping_interval, ping_timeout, upgrade_timeout, max_payload, "
-        "transports, allow_upgrades, cors_allowed_origins, cors_credentials, connect_timeout."
+        "transports, allow_upgrades, cors_allowed_origins, cors_credentials, connect_timeout, "
+        "max_attachments, handlers."
     )
 
 

@@ -27,6 +27,8 @@ EXPECTED_DEFAULTS = {
     "cors_allowed_origins": None,
     "cors_credentials": True,
     "connect_timeout": 45_000,
+    "max_attachments": 10,
+    "handlers": [],
 }
 
 

@@ -20,6 +20,11 @@ Receive = Callable[[], Coroutine[Any, Any, dict[str, Any]]]
 
 _OK = b"ok"
 
+#: Packets answered per GET; the rest wait for the next poll. python-engineio's client (under
+#: python-socketio's) drops the connection on a payload of more than 16 packets
+#: (``Payload.max_decode_packets``), so a burst of emits must not go out in one response.
+MAX_PACKETS_PER_POLL = 16
+
 
 class PollingTransport(Transport):
     """Polling side of one session. GETs wait for packets; POSTs carry the client's packets."""
@@ -32,6 +37,15 @@ class PollingTransport(Transport):
         self._waiter: asyncio.Future[None] | None = None
         self._posting = False
         self._closed = False
+
+    @property
+    def get_waiting(self) -> bool:
+        """Whether a GET is waiting for packets (for monitoring and the protocol tests)."""
+        return self._waiter is not None
+
+    @property
+    def writable(self) -> bool:
+        return self._waiter is not None and not self._waiter.done()
 
     async def write(self, packets: list[Packet]) -> None:
         self._buffer.extend(packets)
@@ -82,7 +96,11 @@ class PollingTransport(Transport):
                 logger.info("session %s: GET aborted by the client", session.sid)
                 await session.close(CloseReason.TRANSPORT_ERROR)
                 return None
-        packets, self._buffer = self._buffer, []
+        if self._closed:  # the final CLOSE goes out with everything before it
+            packets, self._buffer = self._buffer, []
+        else:
+            packets = self._buffer[:MAX_PACKETS_PER_POLL]
+            del self._buffer[:MAX_PACKETS_PER_POLL]
         return HttpResponse(200, encode_payload(packets or [Packet(PacketType.NOOP)]).encode())
 
     async def _wait(self, receive: Receive) -> bool:

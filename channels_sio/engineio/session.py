@@ -65,6 +65,11 @@ class Transport(ABC):
     name: str
     session: Session | None
 
+    @property
+    @abstractmethod
+    def writable(self) -> bool:
+        """Whether a packet written now goes out at once (volatile packets need that)."""
+
     @abstractmethod
     async def write(self, packets: list[Packet]) -> None:
         """Deliver packets in order (polling buffers them until the next GET)."""

@@ -50,6 +50,10 @@ class WebSocketTransport(Transport):
         self._writing = False
         await self.write([])
 
+    @property
+    def writable(self) -> bool:
+        return not self._closed
+
     async def write(self, packets: list[Packet]) -> None:
         if self._closed:
             return

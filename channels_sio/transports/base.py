@@ -1,12 +1,19 @@
-"""What the consumers share: how they find their Engine.IO server."""
+"""What the consumers share: how they find their Engine.IO server, and their running tasks."""
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Callable
+from typing import Any
 
 from ..engineio import EngineIOServer
 
-__all__ = ["EngineSource", "resolve_engine"]
+__all__ = ["EngineSource", "consumer_tasks", "resolve_engine", "track_consumer_task"]
+
+#: The tasks running this process's consumers, so that a shutdown without ASGI lifespan
+#: (daphne's) can let them finish (see ``channels_sio.asgi``).
+consumer_tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
 #: A server, or a zero-argument callable returning one (so settings are read lazily, per
 #: connection, rather than when the routing module is imported).
@@ -15,3 +22,9 @@ EngineSource = EngineIOServer | Callable[[], EngineIOServer]
 
 def resolve_engine(source: EngineSource) -> EngineIOServer:
     return source if isinstance(source, EngineIOServer) else source()
+
+
+def track_consumer_task() -> None:
+    task = asyncio.current_task()
+    if task is not None:
+        consumer_tasks.add(task)

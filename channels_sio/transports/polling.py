@@ -7,7 +7,7 @@ from typing import Any
 from channels.generic.http import AsyncHttpConsumer
 
 from ..engineio import HttpRequest
-from .base import EngineSource, resolve_engine
+from .base import EngineSource, resolve_engine, track_consumer_task
 
 __all__ = ["PollingConsumer"]
 
@@ -26,6 +26,7 @@ class PollingConsumer(AsyncHttpConsumer):
         # through database_sync_to_async, which closes old connections itself.
         self.scope = scope
         self.base_send = send
+        track_consumer_task()
         engine = resolve_engine(self.engine_source)
         limit = engine.config.max_payload
         chunks: list[bytes] = []

@@ -8,8 +8,8 @@ from typing import Any
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from ..engineio import HttpRequest
-from ..engineio.websocket import WebSocketTransport
-from .base import EngineSource, resolve_engine
+from ..engineio.websocket import CLOSE_NORMAL, WebSocketTransport
+from .base import EngineSource, resolve_engine, track_consumer_task
 
 __all__ = ["WebSocketConsumer"]
 
@@ -29,6 +29,7 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
         # ORM work in handlers goes through database_sync_to_async, which does that cleanup.
         self.scope = scope
         self.base_send = send
+        track_consumer_task()
         try:
             while True:
                 message = await receive()
@@ -59,4 +60,12 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
             await self.base_send({"type": "websocket.send", "bytes": data})
 
     async def close_socket(self, code: int) -> None:
-        await self.base_send({"type": "websocket.close", "code": code})
+        try:
+            await self.base_send({"type": "websocket.close", "code": code})
+        except Exception:
+            # daphne (autobahn) only sends 1000 and 3000-4999 once the socket is accepted, and
+            # raises a bare Exception for other codes (1008, 1009) before changing any state:
+            # close with 1000 instead of failing the application.
+            if code == CLOSE_NORMAL or 3000 <= code <= 4999:
+                raise
+            await self.base_send({"type": "websocket.close", "code": CLOSE_NORMAL})

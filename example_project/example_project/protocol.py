@@ -1,12 +1,15 @@
 """Servers of the protocol reference configuration (settings_protocol), and a state view."""
 
 import asyncio
+import logging
 from functools import cache
 
 from django.http import HttpRequest, JsonResponse
 
 from channels_sio.conf import engineio_config
 from channels_sio.engineio import CloseReason, EngineIOServer, Session
+
+logger = logging.getLogger(__name__)
 
 # Close reasons of recent sessions, oldest first, so tests can see why the server closed one.
 CLOSED: dict[str, str] = {}
@@ -25,6 +28,8 @@ def engineio_echo() -> EngineIOServer:
     @server.on_disconnect
     async def remember_close(session: Session, reason: CloseReason) -> None:
         CLOSED[session.sid] = str(reason)
+        # Also logged: the reasons given at shutdown are only observable in the process log.
+        logger.info("engineio closed %s: %s", session.sid, reason)
         while len(CLOSED) > _CLOSED_KEPT:
             del CLOSED[next(iter(CLOSED))]
 
@@ -32,6 +37,9 @@ def engineio_echo() -> EngineIOServer:
 
 
 def _is_ours(task: "asyncio.Task[object]") -> bool:
+    if getattr(task.get_coro(), "__qualname__", "") == "Node._run":
+        # The process's cluster listener lives as long as the process: not a leak.
+        return False
     return "channels_sio" in getattr(task.get_coro(), "__qualname__", "") or "channels_sio" in (
         getattr(getattr(task.get_coro(), "cr_code", None), "co_filename", "")
     )
@@ -47,10 +55,36 @@ async def state(request: HttpRequest) -> JsonResponse:
                     "state": s.state.value,
                     "transport": s.transport.name,
                     "upgrade": s.upgrade_state.value,
+                    "get_waiting": getattr(s.transport, "get_waiting", False),
                 }
                 for sid, s in engine.sessions.items()
             },
             "closed": CLOSED,
             "tasks": [repr(t.get_coro()) for t in asyncio.all_tasks() if _is_ours(t)],
+            "socketio": _socketio_state(),
         }
     )
+
+
+def _socketio_state() -> dict[str, object]:
+    """The project's Socket.IO server: its Engine.IO sessions and connected sockets."""
+    from channels_sio.server import sio
+
+    # sio.engine would create the engine (and read settings): only look if it exists.
+    engine = sio._engine
+    sockets: dict[str, list[str]] = {}
+    for nsp in sio.namespaces.values():
+        if nsp.sockets:
+            sockets[nsp.name] = sorted(nsp.sockets)
+    for _, parent in sio._dynamic:
+        for child in parent.children.values():
+            if child.sockets:
+                sockets[child.name] = sorted(child.sockets)
+    return {
+        "sessions": {
+            sid: {"state": s.state.value, "transport": s.transport.name}
+            for sid, s in (engine.sessions.items() if engine is not None else ())
+        },
+        "clients": sorted(sio.clients),
+        "sockets": sockets,
+    }

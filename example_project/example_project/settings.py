@@ -19,6 +19,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "channels_sio",
+    "chat",  # the chat demo (/chat/); its sockets.py registers the "/chat" namespace
 ]
 
 MIDDLEWARE = [
@@ -70,6 +71,13 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# The browser build of socket.io-client, installed by `npm ci` in example_project/ (run.sh does
+# it) and served as {% static "socket.io-client/socket.io.min.js" %}: no CDN.
+STATICFILES_DIRS = [("socket.io-client", BASE_DIR / "node_modules" / "socket.io-client" / "dist")]
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "index"
+LOGOUT_REDIRECT_URL = "index"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -5,6 +5,11 @@ and any origin allowed.
 """
 
 from .settings import *  # noqa: F403
+from .settings import LOGGING
+
+# The chat demo's "/chat" namespace stays out: this configuration refuses every namespace but
+# "/" and "/custom".
+INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "chat"]  # noqa: F405
 
 CHANNELS_SIO = {
     "path": "/socket.io/",
@@ -13,9 +18,19 @@ CHANNELS_SIO = {
     "max_payload": 1_000_000,
     "connect_timeout": 1000,
     "cors_allowed_origins": "*",
+    "handlers": ["example_project.protocol_sockets"],
 }
 
 ENGINEIO_ENDPOINTS = {"/engine.io/": "example_project.protocol.engineio_echo"}
 
 # Exposes /_protocol/state/ (live sessions, close reasons) for the protocol test suite.
 PROTOCOL_STATE_VIEW = True
+
+# "engineio closed <sid>: <reason>" lines, read by the shutdown tests once the process is gone.
+LOGGING = {
+    **LOGGING,
+    "loggers": {
+        **LOGGING["loggers"],
+        "example_project.protocol": {"handlers": ["console"], "level": "INFO"},
+    },
+}

@@ -1,8 +1,10 @@
 """URLs of the example project."""
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib import admin
-from django.urls import path
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
 from django.views.generic import TemplateView
 
 urlpatterns = [
@@ -15,7 +17,12 @@ urlpatterns = [
         name="index",
     ),
     path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]
+
+if apps.is_installed("chat"):  # left out by the protocol and benchmark settings
+    urlpatterns.append(path("chat/", include("chat.urls")))
 
 if getattr(settings, "PROTOCOL_STATE_VIEW", False):
     from . import protocol

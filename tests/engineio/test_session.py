@@ -45,6 +45,10 @@ class RecordingTransport(Transport):
         self.hold_pings = False  # when set, writing a PING never completes
         self._changed = asyncio.Event()
 
+    @property
+    def writable(self) -> bool:
+        return True
+
     async def write(self, packets: list[Packet]) -> None:
         self.written.extend(packets)
         self._changed.set()

@@ -26,8 +26,17 @@ def free_port() -> int:
 class ServerProcess:
     """One server process; ``url`` is its base URL once started."""
 
-    def __init__(self, kind: str, settings: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        settings: str,
+        env: dict[str, str] | None = None,
+        *,
+        ready_path: str = "/_protocol/state/",
+    ) -> None:
         self.kind = kind
+        # Polled until it answers 200: the protocol state view, or "/" for the plain project.
+        self.ready_path = ready_path
         self.settings = settings
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -37,6 +46,10 @@ class ServerProcess:
 
     def command(self) -> list[str]:
         app = "example_project.asgi:application"
+        if self.kind == "runserver":
+            # What example_project/run.sh runs: daphne's runserver, serving static files too.
+            address = f"127.0.0.1:{self.port}"
+            return [sys.executable, "manage.py", "runserver", "--noreload", address]
         if self.kind == "uvicorn":
             return [
                 sys.executable,
@@ -67,7 +80,10 @@ class ServerProcess:
 
     def start(self, timeout: float = 20.0) -> None:
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": self.settings, **self.extra_env}
-        env["PYTHONPATH"] = os.pathsep.join([str(EXAMPLE_DIR), env.get("PYTHONPATH", "")])
+        # The repository root too, so test-only handler modules (tests.*) can be loaded.
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(EXAMPLE_DIR), str(EXAMPLE_DIR.parent), env.get("PYTHONPATH", "")]
+        )
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 self.command(), cwd=EXAMPLE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
@@ -77,7 +93,7 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.kind} exited at start:\n{self.log()}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + "/_protocol/state/", timeout=1).status_code == 200:
+                if httpx.get(self.url + self.ready_path, timeout=1).status_code == 200:
                     return
             time.sleep(0.1)
         self.stop()
@@ -106,11 +122,11 @@ class ServerProcess:
         return dict(response.json())
 
     def wait_idle(self, timeout: float = 5.0) -> dict[str, object]:
-        """Wait until no session and no channels_sio task is left; return the last state."""
+        """Wait until no session, socket or channels_sio task is left; return the last state."""
         deadline = time.monotonic() + timeout
         state = self.state()
         while time.monotonic() < deadline:
-            if not state["sessions"] and not state["tasks"]:
+            if not state["sessions"] and not state["tasks"] and not socketio_leftovers(state):
                 return state
             time.sleep(0.05)
             state = self.state()
@@ -126,3 +142,12 @@ class ServerProcess:
                 return str(closed[sid])
             time.sleep(0.05)
         return None
+
+
+def socketio_leftovers(state: dict[str, object]) -> dict[str, object]:
+    """What the project's Socket.IO server still holds in a ``/_protocol/state/`` answer:
+    Engine.IO sessions, clients, and connected sockets per namespace (empty when idle)."""
+    sio = state.get("socketio")
+    if not isinstance(sio, dict):
+        return {}
+    return {key: value for key, value in sio.items() if value}

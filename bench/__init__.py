@@ -1,0 +1,1 @@
+"""Benchmarks: channels_sio against python-socketio and a raw ASGI floor (docs/benchmarks.md)."""

@@ -1,0 +1,1 @@
+"""The ASGI applications the benchmark compares channels_sio with."""

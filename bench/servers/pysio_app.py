@@ -1,0 +1,33 @@
+"""python-socketio's ASGI app with the handlers of example_project.bench_sockets.
+
+``echo`` acknowledges with its arguments; ``bcast`` emits ``tick`` with its data to every
+socket. Same ping timings, payload limit and CORS as channels_sio's defaults (settings_bench).
+
+Run: ``uvicorn bench.servers.pysio_app:app`` or ``daphne bench.servers.pysio_app:app`` from the
+repository root.
+"""
+
+from typing import Any
+
+import socketio
+
+sio = socketio.AsyncServer(
+    async_mode="asgi",
+    cors_allowed_origins="*",
+    ping_interval=25,
+    ping_timeout=20,
+    max_http_buffer_size=1_000_000,
+)
+
+
+@sio.on("echo")
+async def echo(sid: str, *args: Any) -> tuple[Any, ...]:
+    return args
+
+
+@sio.on("bcast")
+async def bcast(sid: str, data: Any = None) -> None:
+    await sio.emit("tick", data)
+
+
+app = socketio.ASGIApp(sio, socketio_path="socket.io")

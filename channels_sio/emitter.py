@@ -1,0 +1,73 @@
+"""Emitting from anywhere in Django (views, signals, commands, tasks) through the channel layer.
+
+The event is sent once to the group of all nodes; every server process delivers it to its own
+matching sockets. With the in-memory channel layer that reaches only this process's server;
+with channels-redis it reaches every process, and works from other processes too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.core.exceptions import ImproperlyConfigured
+
+from .cluster.node import EMIT, NODES_GROUP
+from .socketio.packet import validate_event_name
+
+__all__ = ["async_emit", "emit"]
+
+
+def _rooms(value: str | Iterable[str] | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return list(value)
+
+
+async def async_emit(
+    event: str,
+    *args: Any,
+    to: str | Iterable[str] | None = None,
+    except_: str | Iterable[str] | None = None,
+    namespace: str = "/",
+    volatile: bool = False,
+) -> None:
+    """Emit ``event`` to the sockets of ``namespace`` in rooms ``to`` (all when None).
+
+    Raises ValueError for a reserved or non-string event name before anything is sent.
+    Arguments must be serializable by the channel layer (JSON types and bytes).
+    """
+    validate_event_name(event)
+    layer = get_channel_layer()
+    if layer is None:
+        raise ImproperlyConfigured("channels_sio.emit needs CHANNEL_LAYERS in settings")
+    await layer.group_send(
+        NODES_GROUP,
+        {
+            "type": EMIT,
+            "namespace": namespace,
+            "event": event,
+            "args": list(args),
+            "rooms": _rooms(to),
+            "except_rooms": _rooms(except_),
+            "volatile": volatile,
+        },
+    )
+
+
+def emit(
+    event: str,
+    *args: Any,
+    to: str | Iterable[str] | None = None,
+    except_: str | Iterable[str] | None = None,
+    namespace: str = "/",
+    volatile: bool = False,
+) -> None:
+    """Synchronous :func:`async_emit`, for views, signals, management commands and tasks."""
+    async_to_sync(async_emit)(
+        event, *args, to=to, except_=except_, namespace=namespace, volatile=volatile
+    )

@@ -1,0 +1,134 @@
+"""The one bridge between an Engine.IO session and its Socket.IO namespaces."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..engineio import CloseReason, Session
+from .exceptions import ConnectionRefusedError
+from .namespace import engine_packets
+from .packet import Decoder, Packet, PacketType, SocketIOParseError
+from .socket import Socket
+
+if TYPE_CHECKING:
+    from .server import SocketIOServer
+
+__all__ = ["Client"]
+
+logger = logging.getLogger("channels_sio.socketio")
+
+_INVALID_NAMESPACE = {"message": "Invalid namespace"}
+
+
+class Client:
+    """Owns the decoder of one Engine.IO session, routes its packets to namespace sockets,
+    closes it on protocol violations, and enforces the connect timeout."""
+
+    def __init__(self, server: SocketIOServer, session: Session) -> None:
+        self.server = server
+        self.session = session
+        self.decoder = Decoder(server.config.max_attachments)
+        self.sockets: dict[str, Socket] = {}
+        self._connect_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            server.config.connect_timeout / 1000, self._connect_timed_out
+        )
+
+    def __repr__(self) -> str:
+        return f"<Client {self.session.sid} {sorted(self.sockets)}>"
+
+    async def send(self, packet: Packet) -> None:
+        await self.session.send_packets(engine_packets(packet))
+
+    # -- receiving ------------------------------------------------------------------------
+
+    async def receive(self, message: str | bytes) -> None:
+        """One Engine.IO message from the client."""
+        try:
+            packet = self.decoder.feed(message)
+        except SocketIOParseError as exc:
+            logger.info("session %s: malformed Socket.IO packet: %s", self.session.sid, exc)
+            await self.session.close(CloseReason.FORCED_CLOSE)
+            return
+        if packet is None:
+            return
+        kind = packet.type
+        if kind is PacketType.CONNECT:
+            # Middlewares and connect handlers may be slow (database, auth): off the receive path.
+            self.server.spawn(self._connect(packet))
+            return
+        socket = self.sockets.get(packet.namespace)
+        if socket is None or not socket.connected:
+            logger.debug(
+                "session %s: packet for unconnected %s", self.session.sid, packet.namespace
+            )
+            return
+        if kind is PacketType.EVENT:
+            self.server.spawn(socket.handle_event(packet))
+        elif kind is PacketType.ACK:
+            socket.handle_ack(packet)
+        elif kind is PacketType.DISCONNECT:
+            await socket.closed("client namespace disconnect")
+
+    async def _connect(self, packet: Packet) -> None:
+        name = packet.namespace
+        if name in self.sockets:
+            logger.info("session %s: second CONNECT to %s ignored", self.session.sid, name)
+            return
+        auth: dict[str, Any] = packet.data if isinstance(packet.data, dict) else {}
+        nsp = await self.server.resolve_namespace(name, auth)
+        if nsp is None:
+            await self.send(Packet(PacketType.CONNECT_ERROR, name, _INVALID_NAMESPACE))
+            return
+        socket = Socket(nsp, self, auth)
+        self.sockets[name] = socket
+        try:
+            accepted = await self.server.run_connect(socket, auth)
+        except ConnectionRefusedError as refusal:
+            accepted, payload = False, refusal.payload()
+        else:
+            payload = ConnectionRefusedError().payload()
+        if not self.session.is_open or self.sockets.get(name) is not socket:
+            return
+        if not accepted:
+            del self.sockets[name]
+            await socket.closed("server namespace disconnect")
+            await self.send(Packet(PacketType.CONNECT_ERROR, name, payload))
+            return
+        self._cancel_connect_timer()
+        await socket.connected_now()
+
+    # -- closing --------------------------------------------------------------------------
+
+    def forget(self, socket: Socket) -> None:
+        if self.sockets.get(socket.nsp.name) is socket:
+            del self.sockets[socket.nsp.name]
+
+    async def close_by_server(self) -> None:
+        """``socket.disconnect(close=True)``: every socket goes, then the connection."""
+        for socket in list(self.sockets.values()):
+            # A DISCONNECT per namespace first, as socket.io does: the client then reports
+            # "io server disconnect" and stays away, where a bare transport close would make
+            # it reconnect at once.
+            if socket.connected:
+                await self.send(Packet(PacketType.DISCONNECT, socket.nsp.name))
+            await socket.closed("forced server close")
+        await self.session.close(CloseReason.FORCED_CLOSE)
+
+    async def engine_closed(self, reason: CloseReason) -> None:
+        """The Engine.IO session closed: each socket disconnects with that reason."""
+        self._cancel_connect_timer()
+        for socket in list(self.sockets.values()):
+            await socket.closed(str(reason))
+
+    def _connect_timed_out(self) -> None:
+        self._connect_timer = None
+        if not any(socket.connected for socket in self.sockets.values()):
+            logger.info("session %s: no namespace joined within connect_timeout", self.session.sid)
+            self.server.spawn(self.session.close(CloseReason.FORCED_CLOSE))
+
+    def _cancel_connect_timer(self) -> None:
+        if self._connect_timer is not None:
+            self._connect_timer.cancel()
+            self._connect_timer = None

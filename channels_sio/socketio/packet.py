@@ -1,0 +1,243 @@
+"""Socket.IO v5 packet codec: ``<type>[<n>-][<nsp>,][<id>][<json>]`` plus binary attachments.
+
+Pure functions and one small stateful decoder (attachments arrive as separate Engine.IO
+messages after the packet that announces them). Limits are enforced while decoding, and every
+error says what was wrong and where.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+__all__ = [
+    "RESERVED_EVENTS",
+    "Decoder",
+    "Packet",
+    "PacketType",
+    "SocketIOParseError",
+    "encode",
+    "validate_event_name",
+]
+
+#: Event names the protocol keeps for itself; neither side may emit them.
+RESERVED_EVENTS = frozenset(
+    {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
+)
+
+MAX_ID_DIGITS = 15  # ids stay below 2**53, so JavaScript clients can hold them exactly
+
+
+def _not_json(constant: str) -> Any:
+    # Python's json reads NaN / Infinity, which JSON (and JavaScript's JSON.parse) does not.
+    raise ValueError(f"{constant} is not valid JSON")
+
+
+# allow_nan=False: a NaN or Infinity written out would make JavaScript clients drop the
+# connection, so emitting one raises ValueError instead of sending a malformed packet.
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_loads = json.JSONDecoder(parse_constant=_not_json).decode
+
+
+class PacketType(IntEnum):
+    """Socket.IO packet types, by their wire digit."""
+
+    CONNECT = 0
+    DISCONNECT = 1
+    EVENT = 2
+    ACK = 3
+    CONNECT_ERROR = 4
+    BINARY_EVENT = 5
+    BINARY_ACK = 6
+
+
+# The wire digit -> type. (int() would also read non-ASCII digits such as "٢".)
+_TYPES = {str(int(kind)): kind for kind in PacketType}
+
+
+class SocketIOParseError(ValueError):
+    """Raised for Engine.IO messages that are not a valid Socket.IO packet."""
+
+
+@dataclass(slots=True)
+class Packet:
+    """One Socket.IO packet. ``data`` is the decoded JSON (bytes restored in place)."""
+
+    type: PacketType
+    namespace: str = "/"
+    data: Any = None
+    id: int | None = None
+
+
+def validate_event_name(event: Any) -> None:
+    """Raise ValueError unless ``event`` may be emitted (a non-reserved string)."""
+    if not isinstance(event, str):
+        raise ValueError(f"event names must be strings, not {type(event).__name__}")
+    if event in RESERVED_EVENTS:
+        raise ValueError(f"{event!r} is a reserved event name")
+
+
+def _deconstruct(data: Any, buffers: list[bytes]) -> Any:
+    if isinstance(data, bytes | bytearray | memoryview):
+        buffers.append(bytes(data))
+        return {"_placeholder": True, "num": len(buffers) - 1}
+    if isinstance(data, list | tuple):
+        return [_deconstruct(item, buffers) for item in data]
+    if isinstance(data, dict):
+        return {key: _deconstruct(value, buffers) for key, value in data.items()}
+    return data
+
+
+def _has_binary(data: Any) -> bool:
+    if isinstance(data, bytes | bytearray | memoryview):
+        return True
+    if isinstance(data, list | tuple):
+        return any(_has_binary(item) for item in data)
+    if isinstance(data, dict):
+        return any(_has_binary(value) for value in data.values())
+    return False
+
+
+def encode(packet: Packet) -> list[str | bytes]:
+    """Encode a packet as Engine.IO messages: the text header, then any binary attachments."""
+    kind = packet.type
+    data = packet.data
+    buffers: list[bytes] = []
+    if kind in (PacketType.EVENT, PacketType.ACK) and _has_binary(data):
+        kind = PacketType.BINARY_EVENT if kind is PacketType.EVENT else PacketType.BINARY_ACK
+        data = _deconstruct(data, buffers)
+    parts = [str(int(kind))]
+    if buffers:
+        parts.append(f"{len(buffers)}-")
+    if packet.namespace != "/":
+        parts.append(packet.namespace + ",")
+    if packet.id is not None:
+        parts.append(str(packet.id))
+    if data is not None:
+        parts.append(_dumps(data))
+    return ["".join(parts), *buffers]
+
+
+def _reconstruct(data: Any, buffers: list[bytes]) -> Any:
+    if isinstance(data, dict):
+        if data.get("_placeholder") is True and len(data) == 2:
+            num = data.get("num")
+            if not isinstance(num, int) or isinstance(num, bool) or not 0 <= num < len(buffers):
+                raise SocketIOParseError(f"attachment placeholder with bad num {num!r}")
+            return buffers[num]
+        return {key: _reconstruct(value, buffers) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_reconstruct(item, buffers) for item in data]
+    return data
+
+
+class Decoder:
+    """Turns one connection's Engine.IO messages into packets, collecting attachments.
+
+    A server decodes what clients send (the default); ``from_server=True`` decodes what a server
+    sends, as the test client in :mod:`channels_sio.testing` does.
+    """
+
+    def __init__(self, max_attachments: int = 10, *, from_server: bool = False) -> None:
+        self.max_attachments = max_attachments
+        self.from_server = from_server
+        self._pending: Packet | None = None
+        self._expected = 0
+        self._buffers: list[bytes] = []
+
+    def feed(self, message: str | bytes) -> Packet | None:
+        """Decode one message; None while a binary packet still waits for attachments."""
+        if isinstance(message, bytes):
+            if self._pending is None:
+                raise SocketIOParseError("unexpected binary message (no attachment announced)")
+            self._buffers.append(message)
+            if len(self._buffers) < self._expected:
+                return None
+            packet, buffers = self._pending, self._buffers
+            self._pending, self._buffers, self._expected = None, [], 0
+            try:
+                packet.data = _reconstruct(packet.data, buffers)
+            except RecursionError:
+                # JSON nested a little below the parser's limit still exhausts the stack here.
+                raise SocketIOParseError("attachment placeholders nested too deeply") from None
+            packet.type = (
+                PacketType.EVENT if packet.type is PacketType.BINARY_EVENT else PacketType.ACK
+            )
+            _check_payload(packet, self.from_server)
+            return packet
+        if self._pending is not None:
+            raise SocketIOParseError("text message while binary attachments were expected")
+        packet, attachments = _decode_text(message, self.max_attachments)
+        if attachments:
+            self._pending, self._expected = packet, attachments
+            return None
+        _check_payload(packet, self.from_server)
+        return packet
+
+
+def _decode_text(text: str, max_attachments: int) -> tuple[Packet, int]:
+    if not text:
+        raise SocketIOParseError("empty packet")
+    kind = _TYPES.get(text[0])
+    if kind is None:
+        raise SocketIOParseError(f"unknown packet type {text[0]!r} at byte 0")
+    pos = 1
+    end = len(text)
+    attachments = 0
+    if kind in (PacketType.BINARY_EVENT, PacketType.BINARY_ACK):
+        dash = text.find("-", pos)
+        digits = text[pos:dash] if dash != -1 else ""
+        if not digits.isdigit() or not digits.isascii():
+            raise SocketIOParseError(f"bad attachment count at byte {pos}")
+        attachments = int(digits)
+        if not 0 < attachments <= max_attachments:
+            raise SocketIOParseError(
+                f"{attachments} attachments announced; 1 to {max_attachments} allowed"
+            )
+        pos = dash + 1
+    namespace = "/"
+    if pos < end and text[pos] == "/":
+        comma = text.find(",", pos)
+        stop = end if comma == -1 else comma
+        namespace = text[pos:stop]
+        pos = stop + 1 if comma != -1 else stop
+    start = pos
+    while pos < end and "0" <= text[pos] <= "9":
+        pos += 1
+    packet_id = None
+    if pos > start:
+        if pos - start > MAX_ID_DIGITS:
+            raise SocketIOParseError(f"ack id longer than {MAX_ID_DIGITS} digits at byte {start}")
+        packet_id = int(text[start:pos])
+    data = None
+    if pos < end:
+        try:
+            data = _loads(text[pos:])
+        except (ValueError, RecursionError) as exc:
+            # RecursionError: nesting deeper than the parser's limit ("[[[[...").
+            raise SocketIOParseError(f"invalid JSON at byte {pos}: {exc}") from None
+    return Packet(kind, namespace, data, packet_id), attachments
+
+
+def _check_payload(packet: Packet, from_server: bool) -> None:
+    """Reject packets the peer may not send, or whose payload does not fit their type."""
+    kind, data = packet.type, packet.data
+    if kind is PacketType.CONNECT:
+        ok = isinstance(data, dict) if from_server else data is None or isinstance(data, dict)
+    elif kind is PacketType.DISCONNECT:
+        ok = data is None and packet.id is None
+    elif kind is PacketType.EVENT:
+        ok = (
+            isinstance(data, list)
+            and len(data) > 0
+            and isinstance(data[0], str)
+            and data[0] not in RESERVED_EVENTS
+        )
+    elif kind is PacketType.ACK:
+        ok = isinstance(data, list) and packet.id is not None
+    else:  # CONNECT_ERROR travels from server to client only
+        ok = from_server and isinstance(data, dict | str)
+    if not ok:
+        raise SocketIOParseError(f"invalid {kind.name} packet payload: {data!r:.80}")

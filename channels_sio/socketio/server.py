@@ -1,0 +1,264 @@
+"""The Socket.IO server: namespaces, handlers, and the hooks into its Engine.IO server."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+import weakref
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from asgiref.sync import sync_to_async
+
+from ..engineio import CloseReason, EngineIOConfig, EngineIOServer, Session
+from .broadcast import BroadcastOperator
+from .client import Client
+from .handlers import Handler, NamespaceHandler, SyncRunner, is_async
+from .namespace import Namespace
+from .socket import Socket
+
+__all__ = ["NamespaceMatcher", "ServerConfig", "SocketIOServer"]
+
+logger = logging.getLogger("channels_sio.socketio")
+
+#: What decides a dynamic namespace: a compiled regex, or ``(name, auth) -> bool`` (sync or
+#: async).
+NamespaceMatcher = re.Pattern[str] | Callable[[str, dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Options of a Socket.IO server. ``connect_timeout`` is in milliseconds."""
+
+    engine: EngineIOConfig = field(default_factory=EngineIOConfig)
+    connect_timeout: int = 45_000
+    max_attachments: int = 10
+
+
+def _default_runner(func: Callable[..., Any]) -> Callable[..., Any]:
+    return sync_to_async(func, thread_sensitive=True)
+
+
+class SocketIOServer:
+    """A Socket.IO v5 server on top of its own :class:`EngineIOServer`.
+
+    Handlers are registered at import time; the configuration is read when the first
+    connection arrives (``config`` may be a zero-argument callable for that reason)::
+
+        sio = SocketIOServer()
+
+        @sio.on("chat", namespace="/chat")
+        async def chat(socket, text):
+            await socket.to("lobby").emit("chat", text)
+            return "ok"  # the acknowledgement
+
+    Plain ``def`` handlers run off the event loop through ``sync_runner`` (asgiref's
+    ``sync_to_async`` by default; the Django app passes Channels' ``database_sync_to_async``).
+    """
+
+    _running: weakref.WeakSet[SocketIOServer] = weakref.WeakSet()
+
+    def __init__(
+        self,
+        config: ServerConfig | Callable[[], ServerConfig] | None = None,
+        *,
+        sync_runner: SyncRunner | None = None,
+    ) -> None:
+        self._config_source = config or ServerConfig()
+        self._config: ServerConfig | None = None
+        self._engine: EngineIOServer | None = None
+        self.sync_runner: SyncRunner = sync_runner or _default_runner
+        self.clients: dict[str, Client] = {}
+        self.namespaces: dict[str, Namespace] = {"/": Namespace(self, "/")}
+        self._dynamic: list[tuple[NamespaceMatcher, Namespace]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        SocketIOServer._running.add(self)
+
+    @classmethod
+    def running(cls) -> list[SocketIOServer]:
+        return list(cls._running)
+
+    # -- configuration and engine ---------------------------------------------------------
+
+    @property
+    def config(self) -> ServerConfig:
+        if self._config is None:
+            source = self._config_source
+            self._config = source if isinstance(source, ServerConfig) else source()
+        return self._config
+
+    @property
+    def engine(self) -> EngineIOServer:
+        """The Engine.IO server carrying this server's connections (created on first use)."""
+        if self._engine is None:
+            engine = EngineIOServer(self.config.engine)
+            engine.on_connect(self._engine_connect)
+            engine.on_message(self._engine_message)
+            engine.on_disconnect(self._engine_disconnect)
+            self._engine = engine
+        return self._engine
+
+    async def _engine_connect(self, session: Session) -> bool:
+        self.clients[session.sid] = Client(self, session)
+        return True
+
+    async def _engine_message(self, session: Session, data: str | bytes) -> None:
+        client = self.clients.get(session.sid)
+        if client is not None:
+            await client.receive(data)
+
+    async def _engine_disconnect(self, session: Session, reason: CloseReason) -> None:
+        client = self.clients.pop(session.sid, None)
+        if client is not None:
+            await client.engine_closed(reason)
+
+    # -- owned tasks ----------------------------------------------------------------------
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` as a task this server owns (cancelled by :meth:`shutdown`)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("Socket.IO task failed", exc_info=task.exception())
+
+    async def call_handler(self, handler: Handler, *args: Any) -> Any:
+        """Call an application handler, ``async def`` or plain ``def`` (run off the loop)."""
+        if is_async(handler):
+            return await handler(*args)
+        result = await self.sync_runner(handler)(*args)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+    async def shutdown(self) -> None:
+        """Close every connection (``server shutting down``) and cancel owned tasks."""
+        if self._engine is not None:
+            await self._engine.shutdown()
+        tasks = [task for task in self._tasks if task is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- namespaces -----------------------------------------------------------------------
+
+    def of(self, namespace: str | NamespaceMatcher) -> Namespace:
+        """The namespace of that name, or the parent of a dynamic family (regex or callable)."""
+        if isinstance(namespace, str):
+            if not namespace.startswith("/"):
+                raise ValueError(f"namespace names start with '/', not {namespace!r}")
+            nsp = self.namespaces.get(namespace)
+            if nsp is None:
+                nsp = self.namespaces[namespace] = Namespace(self, namespace)
+            return nsp
+        for matcher, parent in self._dynamic:
+            if matcher is namespace:
+                return parent
+        parent = Namespace(self, repr(namespace))
+        self._dynamic.append((namespace, parent))
+        return parent
+
+    async def resolve_namespace(self, name: str, auth: dict[str, Any]) -> Namespace | None:
+        """The namespace a CONNECT names: static, an existing child, or a new dynamic child."""
+        nsp = self.namespaces.get(name)
+        if nsp is not None:
+            return nsp
+        for matcher, parent in self._dynamic:
+            child = parent.children.get(name)
+            if child is not None:
+                return child
+            if isinstance(matcher, re.Pattern):
+                allowed = matcher.fullmatch(name) is not None
+            else:
+                allowed = bool(await self.call_handler(matcher, name, auth))
+            if allowed:
+                child = Namespace(self, name, parent.handlers, parent=parent)
+                parent.children[name] = child
+                return child
+        return None
+
+    async def run_connect(self, socket: Socket, auth: dict[str, Any]) -> bool:
+        """Middlewares, then the connect handler; False (or ConnectionRefusedError) refuses."""
+        handlers = socket.nsp.handlers
+        for middleware in handlers.middlewares:
+            if (
+                await self.call_handler(middleware, *handlers.trim(middleware, (socket, auth)))
+                is False
+            ):
+                return False
+        if handlers.connect is not None:
+            args = handlers.trim(handlers.connect, (socket, auth))
+            if await self.call_handler(handlers.connect, *args) is False:
+                return False
+        return True
+
+    # -- registration ---------------------------------------------------------------------
+
+    def on(
+        self, event: str, handler: Handler | None = None, *, namespace: str | NamespaceMatcher = "/"
+    ) -> Any:
+        """Register a handler: ``@sio.on("chat")``, ``@sio.on("connect", namespace="/x")``.
+
+        "connect" handlers take ``(socket, auth)``, "disconnect" ``(socket, reason)``, "*"
+        ``(socket, event, *args)``, others ``(socket, *args)`` and return the acknowledgement.
+        """
+        return self.of(namespace).on(event, handler)
+
+    def event(self, handler: Handler) -> Handler:
+        """``@sio.event`` registers a handler under its function name on ``/``."""
+        return self.on(handler.__name__, handler)  # type: ignore[no-any-return]
+
+    def use(self, middleware: Handler, *, namespace: str | NamespaceMatcher = "/") -> Handler:
+        """Add a connection middleware ``(socket, auth)`` to a namespace."""
+        return self.of(namespace).use(middleware)
+
+    def register(self, handler: NamespaceHandler) -> NamespaceHandler:
+        """Register a class-based :class:`NamespaceHandler` instance."""
+        nsp = self.of(handler.namespace)
+        handler.nsp = nsp
+        for event, method in handler.handlers().items():
+            nsp.on(event, method)
+        return handler
+
+    # -- broadcasting on the main namespace -----------------------------------------------
+
+    def to(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
+        return self.of("/").to(*rooms)
+
+    in_ = to
+
+    def except_(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
+        return self.of("/").except_(*rooms)
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        return self.of("/").volatile
+
+    @property
+    def local(self) -> BroadcastOperator:
+        return self.of("/").local
+
+    def timeout(self, ms: int) -> BroadcastOperator:
+        return self.of("/").timeout(ms)
+
+    async def emit(self, event: str, *args: Any, namespace: str = "/") -> None:
+        """Send ``event`` to every socket of ``namespace``."""
+        await self.of(namespace).emit(event, *args)
+
+    async def fetch_sockets(self) -> list[Socket]:
+        return await self.of("/").fetch_sockets()
+
+    async def sockets_join(self, *rooms: str | Iterable[str]) -> None:
+        await self.of("/").sockets_join(*rooms)
+
+    async def sockets_leave(self, *rooms: str | Iterable[str]) -> None:
+        await self.of("/").sockets_leave(*rooms)
+
+    async def disconnect_sockets(self, close: bool = False) -> None:
+        await self.of("/").disconnect_sockets(close)

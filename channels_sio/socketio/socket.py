@@ -1,0 +1,303 @@
+"""A Socket.IO socket: one client connected to one namespace."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from .broadcast import BroadcastFlags, BroadcastOperator, _room_set
+from .exceptions import AckTimeoutError, DisconnectedError
+from .packet import Packet, PacketType, validate_event_name
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .namespace import Namespace
+
+__all__ = ["Handshake", "Socket", "SocketState"]
+
+logger = logging.getLogger("channels_sio.socketio")
+
+AckCallback = Callable[[list[Any]], None]
+
+
+class SocketState(Enum):
+    """Life cycle of a socket."""
+
+    CONNECTING = "connecting"  # middlewares and the connect handler are running
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """What the client sent when it connected, as socket.io's ``socket.handshake``."""
+
+    headers: dict[str, str] = field(default_factory=dict)
+    query: dict[str, str] = field(default_factory=dict)
+    auth: dict[str, Any] = field(default_factory=dict)
+    address: str | None = None
+    url: str = ""
+    secure: bool = False
+    issued: int = 0  # milliseconds since the epoch
+    time: str = ""
+
+    @classmethod
+    def from_scope(cls, scope: Any, auth: dict[str, Any]) -> Handshake:
+        if not isinstance(scope, dict):
+            return cls(auth=auth)
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in scope.get("headers", ())
+        }
+        query_string = scope.get("query_string", b"").decode("latin-1")
+        client = scope.get("client")
+        now = time.time()
+        return cls(
+            headers=headers,
+            query=dict(parse_qsl(query_string)),
+            auth=auth,
+            address=client[0] if client else None,
+            url=scope.get("path", "") + (f"?{query_string}" if query_string else ""),
+            secure=scope.get("scheme") in ("https", "wss"),
+            issued=int(now * 1000),
+            time=time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)),
+        )
+
+
+def _ack_args(result: Any) -> list[Any]:
+    """A handler's return value as acknowledgement arguments."""
+    if result is None:
+        return []
+    if isinstance(result, tuple):
+        return list(result)
+    return [result]
+
+
+class Socket:
+    """One client's connection to one namespace.
+
+    ``id`` is this socket's own id (never the Engine.IO sid). ``scope`` is the ASGI scope of
+    the connection, so ``user`` and ``session`` are Django's when the application is wrapped in
+    Channels' ``AuthMiddlewareStack``. ``data`` is free for the application.
+    """
+
+    def __init__(self, nsp: Namespace, client: Client, auth: dict[str, Any]) -> None:
+        self.id = secrets.token_urlsafe(15)
+        self.nsp = nsp
+        self.client = client
+        self.handshake = Handshake.from_scope(client.session.context, auth)
+        self.data: dict[str, Any] = {}
+        self.state = SocketState.CONNECTING
+        self.recovered = False
+        self.acks: dict[int, AckCallback] = {}
+        self._waiting: set[asyncio.Future[list[Any]]] = set()
+        self._queued: list[Packet] = []
+
+    def __repr__(self) -> str:
+        return f"<Socket {self.id} {self.nsp.name} {self.state.value}>"
+
+    # -- Django and connection facts ------------------------------------------------------
+
+    @property
+    def scope(self) -> dict[str, Any]:
+        context = self.client.session.context
+        return context if isinstance(context, dict) else {}
+
+    @property
+    def user(self) -> Any:
+        """The Django user from ``AuthMiddlewareStack`` (``AnonymousUser`` when logged out)."""
+        return self.scope.get("user")
+
+    @property
+    def session(self) -> Any:
+        """The Django session from ``SessionMiddlewareStack`` / ``AuthMiddlewareStack``."""
+        return self.scope.get("session")
+
+    @property
+    def connected(self) -> bool:
+        return self.state is SocketState.CONNECTED
+
+    @property
+    def rooms(self) -> frozenset[str]:
+        """The rooms this socket is in, its own id included."""
+        return self.nsp.rooms.rooms_of(self.id)
+
+    # -- sending --------------------------------------------------------------------------
+
+    async def _send(self, packet: Packet) -> None:
+        if self.state is SocketState.CONNECTING:
+            # Emitted from a middleware or connect handler: sent right after the CONNECT reply.
+            self._queued.append(packet)
+        elif self.state is SocketState.CONNECTED:
+            await self.client.send(packet)
+
+    async def emit(
+        self, event: str, *args: Any, callback: Callable[..., Any] | None = None
+    ) -> None:
+        """Send ``event`` to this client; ``callback(*ack_args)`` runs when it acknowledges."""
+        validate_event_name(event)
+        packet = Packet(PacketType.EVENT, self.nsp.name, [event, *args])
+        if callback is not None:
+            packet.id = self.nsp.next_ack_id()
+            server = self.nsp.server
+
+            def on_ack(ack_args: list[Any]) -> None:
+                server.spawn(server.call_handler(callback, *ack_args))
+
+            self.acks[packet.id] = on_ack
+        await self._send(packet)
+
+    async def emit_with_ack(
+        self,
+        event: str,
+        *args: Any,
+        timeout: float | None = None,
+    ) -> Any:
+        """Send ``event`` and wait for the client's acknowledgement.
+
+        Returns the acknowledgement's argument (a tuple when there are several, None for
+        none). ``timeout`` is in seconds; on expiry :class:`AckTimeoutError` is raised.
+        """
+        validate_event_name(event)
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        packet = Packet(PacketType.EVENT, self.nsp.name, [event, *args], self.nsp.next_ack_id())
+        ack_id = packet.id
+        assert ack_id is not None
+
+        def on_ack(ack_args: list[Any]) -> None:
+            if not future.done():
+                future.set_result(ack_args)
+
+        self.acks[ack_id] = on_ack
+        self._waiting.add(future)
+        try:
+            await self._send(packet)
+            result = await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise AckTimeoutError(f"no acknowledgement for {event!r} within {timeout}s") from None
+        finally:
+            self.acks.pop(ack_id, None)
+            self._waiting.discard(future)
+        if len(result) == 1:
+            return result[0]
+        return tuple(result) if result else None
+
+    # -- rooms ----------------------------------------------------------------------------
+
+    def join(self, *rooms: str | Iterable[str]) -> None:
+        """Join one or more rooms."""
+        if self.state is not SocketState.DISCONNECTED:
+            self.nsp.rooms.add(self.id, _room_set(rooms))
+
+    def leave(self, room: str) -> None:
+        """Leave a room."""
+        self.nsp.rooms.discard(self.id, room)
+
+    def to(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
+        """Broadcast to rooms, leaving this socket out."""
+        return self.broadcast.to(*rooms)
+
+    in_ = to
+
+    def except_(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
+        return self.broadcast.except_(*rooms)
+
+    @property
+    def broadcast(self) -> BroadcastOperator:
+        """Every socket of the namespace but this one."""
+        return BroadcastOperator(self.nsp, BroadcastFlags(exclude_sid=self.id))
+
+    @property
+    def volatile(self) -> _SocketVolatile:
+        """``socket.volatile.emit(...)``: dropped if the transport cannot take it now."""
+        return _SocketVolatile(self)
+
+    # -- receiving ------------------------------------------------------------------------
+
+    async def handle_event(self, packet: Packet) -> None:
+        """Run the application's handler for an EVENT and send its acknowledgement."""
+        event, *args = packet.data
+        handlers = self.nsp.handlers
+        handler = handlers.events.get(event)
+        try:
+            if handler is not None:
+                result = await self.nsp.server.call_handler(handler, self, *args)
+            elif handlers.catch_all is not None:
+                result = await self.nsp.server.call_handler(handlers.catch_all, self, event, *args)
+            else:
+                return
+        except Exception:
+            logger.exception("handler for %r failed (socket %s, %s)", event, self.id, self.nsp)
+            return
+        if packet.id is not None and self.connected:
+            await self.client.send(
+                Packet(PacketType.ACK, self.nsp.name, _ack_args(result), packet.id)
+            )
+
+    def handle_ack(self, packet: Packet) -> None:
+        callback = self.acks.pop(packet.id, None) if packet.id is not None else None
+        if callback is not None:
+            callback(packet.data)
+
+    # -- connecting and disconnecting -----------------------------------------------------
+
+    async def connected_now(self) -> None:
+        """The connect handler accepted: reply CONNECT, then send what it emitted."""
+        self.state = SocketState.CONNECTED
+        self.nsp.add(self)
+        await self.client.send(Packet(PacketType.CONNECT, self.nsp.name, {"sid": self.id}))
+        queued, self._queued = self._queued, []
+        for packet in queued:
+            await self.client.send(packet)
+
+    async def disconnect(self, close: bool = False) -> None:
+        """Disconnect from this namespace; ``close=True`` closes the whole connection."""
+        if self.state is SocketState.DISCONNECTED:
+            return
+        if close:
+            await self.client.close_by_server()
+            return
+        if self.connected:
+            await self.client.send(Packet(PacketType.DISCONNECT, self.nsp.name))
+        await self.closed("server namespace disconnect")
+
+    async def closed(self, reason: str) -> None:
+        """The socket is gone (for ``reason``): leave every room and run the handler once."""
+        if self.state is SocketState.DISCONNECTED:
+            return
+        was_connected = self.connected
+        self.state = SocketState.DISCONNECTED
+        self.nsp.remove(self)
+        self.client.forget(self)
+        for future in self._waiting:
+            if not future.done():
+                future.set_exception(DisconnectedError(reason))
+        self.acks.clear()
+        self._queued.clear()
+        handlers = self.nsp.handlers
+        handler = handlers.disconnect
+        if was_connected and handler is not None:
+            try:
+                await self.nsp.server.call_handler(handler, *handlers.trim(handler, (self, reason)))
+            except Exception:
+                logger.exception("disconnect handler failed (socket %s, %s)", self.id, self.nsp)
+
+
+class _SocketVolatile:
+    __slots__ = ("socket",)
+
+    def __init__(self, socket: Socket) -> None:
+        self.socket = socket
+
+    async def emit(self, event: str, *args: Any) -> None:
+        # Checked before deciding to drop: an invalid name raises whatever the transport does.
+        validate_event_name(event)
+        if self.socket.client.session.transport.writable:
+            await self.socket.emit(event, *args)

@@ -1,0 +1,28 @@
+"""Socket.IO handlers of the protocol reference configuration (settings_protocol).
+
+On connect to ``/`` and ``/custom``: emit ``auth`` with the handshake auth payload, after the
+CONNECT reply. ``message`` -> emit ``message-back`` with the same arguments;
+``message-with-ack`` -> acknowledge with the same arguments. Other namespaces are refused.
+"""
+
+from typing import Any
+
+from channels_sio import Socket, sio
+
+
+async def connect(socket: Socket, auth: dict[str, Any]) -> None:
+    await socket.emit("auth", auth)
+
+
+async def message(socket: Socket, *args: Any) -> None:
+    await socket.emit("message-back", *args)
+
+
+async def message_with_ack(socket: Socket, *args: Any) -> tuple[Any, ...]:
+    return args
+
+
+for namespace in ("/", "/custom"):
+    sio.on("connect", connect, namespace=namespace)
+    sio.on("message", message, namespace=namespace)
+    sio.on("message-with-ack", message_with_ack, namespace=namespace)

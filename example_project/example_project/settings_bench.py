@@ -1,0 +1,11 @@
+"""Benchmark configuration: default timings; ``echo`` and ``bcast`` handlers on ``/``."""
+
+from .settings import *  # noqa: F403
+
+INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "chat"]  # noqa: F405
+
+CHANNELS_SIO = {"cors_allowed_origins": "*", "handlers": ["example_project.bench_sockets"]}
+
+ENGINEIO_ENDPOINTS: dict[str, str] = {}
+
+LOGGING = {"version": 1, "disable_existing_loggers": False}

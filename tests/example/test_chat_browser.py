@@ -1,0 +1,116 @@
+"""The chat demo in headless Chromium: two users in one room, typing, acknowledged messages."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.support.servers import ServerProcess
+
+from .conftest import USERS
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ROOM = "python"
+
+
+@pytest.fixture
+def browser(chromium_path: Path) -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def open_chat(browser: Browser, server: ServerProcess, username: str) -> Page:
+    """A new browser context (its own cookies) logged in as ``username``, on /chat/."""
+    page = browser.new_context(viewport={"width": 1000, "height": 640}).new_page()
+    page.set_default_timeout(10_000)
+    page.goto(server.url + "/chat/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/\?next=/chat/$"))
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(USERS[username])
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(server.url + "/chat/")
+    expect(page.locator("#username")).to_have_text(username)
+    expect(page.locator("#connection-state")).to_have_text("connected")
+    return page
+
+
+def join(page: Page, room: str) -> None:
+    page.locator(f'#room-list button[data-room="{room}"]').click()
+    expect(page.locator("#room-title")).to_have_text(f"# {room}")
+    expect(page.locator("#text")).to_be_enabled()
+
+
+def test_two_users_chat(browser: Browser, chat_server: ServerProcess, tmp_path: Path) -> None:
+    alice = open_chat(browser, chat_server, "alice")
+    bob = open_chat(browser, chat_server, "bob")
+
+    join(alice, ROOM)
+    join(bob, ROOM)
+    expect(alice.locator("#messages .notice").last).to_have_text("bob joined")
+    expect(alice.locator("#members")).to_have_text("2 here: alice, bob")
+    expect(bob.locator("#members")).to_have_text("2 here: alice, bob")
+    expect(alice.locator(f'#room-list button[data-room="{ROOM}"] .count')).to_have_text("2")
+
+    # Alice types: Bob sees the typing notice.
+    alice.locator("#text").press_sequentially("Hello Bob")
+    expect(bob.locator("#typing")).to_have_text("alice is typing…")
+
+    # Alice sends: the server's acknowledgement ticks it; Bob gets it with her name.
+    alice.locator("#text").press("Enter")
+    mine = alice.locator("#messages .message.own").last
+    expect(mine.locator(".text")).to_have_text("Hello Bob")
+    expect(mine.locator(".tick")).to_have_text("sent ✓")
+    expect(mine.locator("time")).to_have_attribute("datetime", re.compile(r"^\d{4}-\d\d-\d\dT"))
+    received = bob.locator("#messages .message:not(.own)").last
+    expect(received.locator(".author")).to_have_text("alice")
+    expect(received.locator(".text")).to_have_text("Hello Bob")
+    expect(bob.locator("#typing")).to_have_text("")
+
+    # Bob answers; Alice sees it.
+    bob.locator("#text").fill("Hi Alice!")
+    bob.get_by_role("button", name="Send").click()
+    expect(bob.locator("#messages .message.own .tick").last).to_have_text("sent ✓")
+    answer = alice.locator("#messages .message:not(.own)").last
+    expect(answer.locator(".author")).to_have_text("bob")
+    expect(answer.locator(".text")).to_have_text("Hi Alice!")
+
+    for page in (alice, bob):
+        expect(page.locator("#connection-state")).to_have_text("connected")
+    alice.screenshot(path=str(tmp_path / "chat-alice.png"))
+    bob.screenshot(path=str(tmp_path / "chat-bob.png"))
+
+    # Bob leaves: Alice is told, and the room is hers alone.
+    bob.get_by_role("button", name="Leave").click()
+    expect(alice.locator("#messages .notice").last).to_have_text("bob left")
+    expect(alice.locator("#members")).to_have_text("1 here: alice")
+
+
+def test_logged_out_page_redirects_to_login(chat_server: ServerProcess) -> None:
+    import httpx
+
+    response = httpx.get(chat_server.url + "/chat/")
+    assert response.status_code == 302
+    assert response.headers["location"] == "/accounts/login/?next=/chat/"
+    index = httpx.get(chat_server.url + "/")
+    assert 'href="/chat/"' in index.text
+    assert 'href="/admin/"' in index.text
+    script = httpx.get(chat_server.url + "/static/socket.io-client/socket.io.min.js")
+    assert script.status_code == 200
+    assert "javascript" in script.headers["content-type"]

@@ -1,4 +1,5 @@
-"""Django system checks for ``CHANNELS_SIO``: a stable id and a hint for every wrong value."""
+"""Django system checks: a stable id and a hint for every wrong ``CHANNELS_SIO`` value, and
+warnings for channel-layer settings known to fail."""
 
 from __future__ import annotations
 
@@ -8,14 +9,23 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.apps import AppConfig
-from django.core.checks import CheckMessage, Error, Tags, register
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from .conf import DEFAULTS, SETTING_NAME, user_settings
 from .engineio.config import TRANSPORTS
 
-__all__ = ["check_settings"]
+__all__ = ["check_channel_layers", "check_settings"]
 
-_POSITIVE_MS = ("ping_interval", "ping_timeout", "upgrade_timeout", "connect_timeout")
+_POSITIVE_MS = (
+    "ping_interval",
+    "ping_timeout",
+    "upgrade_timeout",
+    "connect_timeout",
+    "node_heartbeat",
+    "node_timeout",
+    "request_timeout",
+)
 
 
 def _error(msg: str, hint: str, code: int) -> Error:
@@ -127,7 +137,7 @@ def check_settings(
                 8,
             )
         )
-    for name in ("allow_upgrades", "cors_credentials"):
+    for name in ("allow_upgrades", "cors_credentials", "forward_polling"):
         if not isinstance(values[name], bool):
             errors.append(
                 _error(
@@ -136,6 +146,17 @@ def check_settings(
                     9,
                 )
             )
+    beat, lost = values["node_heartbeat"], values["node_timeout"]
+    if _is_positive_int(beat) and _is_positive_int(lost) and lost < 2 * beat:
+        errors.append(
+            _error(
+                f"{SETTING_NAME}['node_timeout'] ({lost}) must be at least twice "
+                f"node_heartbeat ({beat}).",
+                "A node is declared lost when no heartbeat came within node_timeout; one late "
+                "heartbeat must not be enough. The defaults are 5000 / 15000.",
+                11,
+            )
+        )
     modules = values["handlers"]
     if not isinstance(modules, list | tuple) or not all(isinstance(m, str) for m in modules):
         errors.append(
@@ -147,3 +168,56 @@ def check_settings(
             )
         )
     return errors
+
+
+_REDIS_LAYER = "channels_redis.core.RedisChannelLayer"
+_REDIS_LAYERS = (_REDIS_LAYER, "channels_redis.pubsub.RedisPubSubChannelLayer")
+_BLOCKING_POP_TIMEOUT = 5  # seconds: channels_redis's RedisChannelLayer.brpop_timeout
+
+
+def _redis_major() -> int:
+    try:
+        import redis
+    except ImportError:
+        return 0
+    return int(str(redis.__version__).split(".", 1)[0])
+
+
+@register(Tags.compatibility)
+def check_channel_layers(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Warn about channels-redis settings that redis-py 8 turns into failures."""
+    if _redis_major() < 8:
+        return []
+    warnings: list[CheckMessage] = []
+    for alias, layer in (getattr(settings, "CHANNEL_LAYERS", None) or {}).items():
+        backend = layer.get("BACKEND") if isinstance(layer, dict) else None
+        if backend not in _REDIS_LAYERS:
+            continue
+        hosts = (layer.get("CONFIG") or {}).get("hosts") or ["redis://localhost:6379"]
+        for host in hosts:
+            options = host if isinstance(host, dict) else {}
+            timeout = options.get("socket_timeout", _BLOCKING_POP_TIMEOUT)
+            if backend == _REDIS_LAYER and timeout is not None and timeout <= _BLOCKING_POP_TIMEOUT:
+                warnings.append(
+                    Warning(
+                        f"CHANNEL_LAYERS[{alias!r}]: redis-py 8 times sockets out after "
+                        f"{timeout}s, which races channels-redis's {_BLOCKING_POP_TIMEOUT}s "
+                        "blocking receive (channels_redis#422): receives fail every few seconds.",
+                        hint='Give each host as a dict with a longer timeout, e.g. {"address": '
+                        '"redis://127.0.0.1:6379", "socket_timeout": 10}.',
+                        id="channels_sio.W001",
+                    )
+                )
+            if "max_connections" not in options:
+                warnings.append(
+                    Warning(
+                        f"CHANNEL_LAYERS[{alias!r}]: redis-py 8 caps each connection pool at 100 "
+                        "connections; past that, channel-layer sends fail under load.",
+                        hint='Add "max_connections" to the host dict, e.g. {"address": ..., '
+                        '"max_connections": 1000}.',
+                        id="channels_sio.W002",
+                    )
+                )
+    return warnings

@@ -86,6 +86,14 @@ CASES = [
         id="E004-attachments",
     ),
     pytest.param(
+        {"node_timeout": 5000, "node_heartbeat": 5000},
+        11,
+        "['node_timeout'] (5000) must be at least twice node_heartbeat (5000)",
+        id="E011",
+    ),
+    pytest.param({"forward_polling": "yes"}, 9, "must be True or False", id="E009-forward"),
+    pytest.param({"request_timeout": 0}, 3, "must be a positive", id="E003-request"),
+    pytest.param(
         {"handlers": "chat.sockets"}, 10, "['handlers'] must be a list of module paths", id="E010"
     ),
     pytest.param(
@@ -198,7 +206,8 @@ def test_unknown_key_without_a_close_match_lists_the_known_keys() -> None:
     assert message.hint == (
         "Known keys: path, ping_interval, ping_timeout, upgrade_timeout, max_payload, "
         "transports, allow_upgrades, cors_allowed_origins, cors_credentials, connect_timeout, "
-        "max_attachments, handlers."
+        "max_attachments, handlers, node_heartbeat, node_timeout, request_timeout, "
+        "forward_polling."
     )
 
 

@@ -29,6 +29,10 @@ EXPECTED_DEFAULTS = {
     "connect_timeout": 45_000,
     "max_attachments": 10,
     "handlers": [],
+    "node_heartbeat": 5_000,
+    "node_timeout": 15_000,
+    "request_timeout": 5_000,
+    "forward_polling": True,
 }
 
 

@@ -30,6 +30,7 @@ logger = logging.getLogger("channels_sio.engineio")
 ConnectHandler = Callable[[Session], Awaitable[bool | None]]
 MessageHandler = Callable[[Session, str | bytes], Awaitable[None]]
 DisconnectHandler = Callable[[Session, CloseReason], Awaitable[None]]
+Forwarder = Callable[[HttpRequest, Receive], Awaitable[HttpResponse | None]]
 H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
 
 _PREFLIGHT_METHODS = b"GET, POST, OPTIONS"
@@ -65,6 +66,11 @@ class EngineIOServer:
         self._connect: ConnectHandler | None = None
         self._message: MessageHandler | None = None
         self._disconnect: DisconnectHandler | None = None
+        #: Starts every sid this server issues: the cluster uses it to find a sid's owner.
+        self.sid_prefix = ""
+        #: Answers a polling request whose sid this server does not hold (another process
+        #: may own it); without it such requests get "Session ID unknown".
+        self.forward: Forwarder | None = None
         EngineIOServer._running.add(self)
 
     @classmethod
@@ -121,7 +127,7 @@ class EngineIOServer:
 
     def _new_sid(self) -> str:
         while True:
-            sid = secrets.token_urlsafe(15)
+            sid = self.sid_prefix + secrets.token_urlsafe(15)
             if sid not in self.sessions:
                 return sid
 
@@ -219,6 +225,8 @@ class EngineIOServer:
             return await polling.handle_get(receive)
         session = self.sessions.get(sid)
         if session is None:
+            if self.forward is not None:
+                return await self.forward(request, receive)
             return error_response(ErrorCode.UNKNOWN_SID)
         current = session.transport
         if not isinstance(current, PollingTransport):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from .exceptions import AckTimeoutError
 from .packet import Packet, PacketType, validate_event_name
 
 if TYPE_CHECKING:
+    from .bus import Bus, RemoteSocket
     from .namespace import Namespace
     from .socket import Socket
 
@@ -79,9 +82,13 @@ class BroadcastOperator:
         return self._with(compress=compress)
 
     async def emit(self, event: str, *args: Any) -> None:
-        """Send ``event`` with ``args`` to every targeted socket."""
+        """Send ``event`` with ``args`` to every targeted socket, in every process."""
         validate_event_name(event)
-        await self.nsp.broadcast(Packet(PacketType.EVENT, data=[event, *args]), self.flags)
+        data = [event, *args]
+        await self.nsp.broadcast(Packet(PacketType.EVENT, data=data), self.flags)
+        bus = self._bus
+        if bus is not None:
+            await bus.broadcast(self.nsp, data, self.flags)
 
     async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:
         """Send and collect one acknowledgement per targeted socket (needs :meth:`timeout`).
@@ -91,26 +98,57 @@ class BroadcastOperator:
         validate_event_name(event)
         if self.flags.timeout is None:
             raise ValueError("broadcast acknowledgements need a timeout: use .timeout(ms)")
-        return await self.nsp.broadcast_with_ack(
-            Packet(PacketType.EVENT, data=[event, *args]), self.flags
-        )
+        data = [event, *args]
+        local = self.nsp.broadcast_with_ack(Packet(PacketType.EVENT, data=data), self.flags)
+        bus = self._bus
+        if bus is None:
+            responses, complete = await local
+        else:
+            (mine, mine_complete), (theirs, theirs_complete) = await asyncio.gather(
+                local, bus.broadcast_with_ack(self.nsp, data, self.flags)
+            )
+            responses, complete = mine + theirs, mine_complete and theirs_complete
+        if not complete:
+            raise AckTimeoutError(
+                f"not every socket acknowledged {event!r} in time", list(responses)
+            )
+        return responses
 
-    async def fetch_sockets(self) -> list[Socket]:
-        """The targeted sockets."""
-        return self.nsp.select_sockets(self.flags)
+    @property
+    def _bus(self) -> Bus | None:
+        """The bus, unless this broadcast is local to the process."""
+        return None if self.flags.local else self.nsp.server.bus
+
+    async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
+        """The targeted sockets: this process's, then the other processes'."""
+        found: list[Socket | RemoteSocket] = list(self.nsp.select_sockets(self.flags))
+        bus = self._bus
+        if bus is not None:
+            found.extend(await bus.fetch_sockets(self.nsp, self.flags))
+        return found
 
     async def sockets_join(self, *rooms: str | Iterable[str]) -> None:
         """Make the targeted sockets join rooms."""
+        joined = _room_set(rooms)
         for socket in self.nsp.select_sockets(self.flags):
-            socket.join(*rooms)
+            socket.join(joined)
+        await self._command("join", sorted(joined))
 
     async def sockets_leave(self, *rooms: str | Iterable[str]) -> None:
         """Make the targeted sockets leave rooms."""
+        left = _room_set(rooms)
         for socket in self.nsp.select_sockets(self.flags):
-            for room in _room_set(rooms):
+            for room in left:
                 socket.leave(room)
+        await self._command("leave", sorted(left))
 
     async def disconnect_sockets(self, close: bool = False) -> None:
         """Disconnect the targeted sockets (``close`` closes their whole connection)."""
         for socket in self.nsp.select_sockets(self.flags):
             await socket.disconnect(close)
+        await self._command("disconnect", close)
+
+    async def _command(self, command: str, argument: Any) -> None:
+        bus = self._bus
+        if bus is not None:
+            await bus.sockets_command(self.nsp, self.flags, command, argument)

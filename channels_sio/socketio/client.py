@@ -7,6 +7,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..engineio import CloseReason, Session
+from ..engineio.packet import Packet as EnginePacket
 from .exceptions import ConnectionRefusedError
 from .namespace import engine_packets
 from .packet import Decoder, Packet, PacketType, SocketIOParseError
@@ -40,6 +41,9 @@ class Client:
 
     async def send(self, packet: Packet) -> None:
         await self.session.send_packets(engine_packets(packet))
+
+    async def send_encoded(self, packets: list[EnginePacket]) -> None:
+        await self.session.send_packets(packets)
 
     # -- receiving ------------------------------------------------------------------------
 
@@ -87,6 +91,11 @@ class Client:
             accepted = await self.server.run_connect(socket, auth)
         except ConnectionRefusedError as refusal:
             accepted, payload = False, refusal.payload()
+        except Exception:
+            # A bug in a middleware or connect handler refuses the socket (the client learns
+            # at once, and may retry) without showing the client the exception's text.
+            logger.exception("connect handler or middleware failed on %s", name)
+            accepted, payload = False, {"message": "Internal server error"}
         else:
             payload = ConnectionRefusedError().payload()
         if not self.session.is_open or self.sockets.get(name) is not socket:

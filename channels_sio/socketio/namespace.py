@@ -11,11 +11,11 @@ from ..engineio.packet import Packet as EnginePacket
 from ..engineio.packet import PacketType as EnginePacketType
 from .adapter import RoomIndex
 from .broadcast import BroadcastFlags, BroadcastOperator
-from .exceptions import AckTimeoutError
 from .handlers import Handler, Handlers
 from .packet import Packet, encode
 
 if TYPE_CHECKING:
+    from .bus import RemoteSocket
     from .server import SocketIOServer
     from .socket import Socket
 
@@ -126,8 +126,13 @@ class Namespace:
                 delivered += 1
         return delivered
 
-    async def broadcast_with_ack(self, packet: Packet, flags: BroadcastFlags) -> list[Any]:
-        """Deliver with one acknowledgement id and gather every recipient's answer."""
+    async def broadcast_with_ack(
+        self, packet: Packet, flags: BroadcastFlags
+    ) -> tuple[list[Any], bool]:
+        """Deliver to the matching local sockets and gather their acknowledgements.
+
+        Returns the responses and whether every socket answered within ``flags.timeout``.
+        """
         assert flags.timeout is not None
         loop = asyncio.get_running_loop()
         responses: list[Any] = []
@@ -135,7 +140,7 @@ class Namespace:
         targets = self.select_sockets(flags)
         expected = len(targets)
         if expected == 0:
-            return responses
+            return responses, True
         registered: list[tuple[Socket, int]] = []
 
         def on_ack(args: list[Any]) -> None:
@@ -153,14 +158,11 @@ class Namespace:
         try:
             await asyncio.wait_for(done, flags.timeout)
         except TimeoutError:
-            raise AckTimeoutError(
-                f"{expected - len(responses)} of {expected} sockets did not acknowledge in time",
-                list(responses),
-            ) from None
+            return list(responses), False
         finally:
             for socket, ack_id in registered:
                 socket.acks.pop(ack_id, None)
-        return responses
+        return responses, True
 
     # -- operator shortcuts ---------------------------------------------------------------
 
@@ -198,7 +200,7 @@ class Namespace:
     async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:
         return await self.operator.emit_with_ack(event, *args)
 
-    async def fetch_sockets(self) -> list[Socket]:
+    async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
         return await self.operator.fetch_sockets()
 
     async def sockets_join(self, *rooms: str | Iterable[str]) -> None:

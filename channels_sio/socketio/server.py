@@ -15,9 +15,11 @@ from asgiref.sync import sync_to_async
 
 from ..engineio import CloseReason, EngineIOConfig, EngineIOServer, Session
 from .broadcast import BroadcastOperator
+from .bus import Bus, RemoteSocket
 from .client import Client
 from .handlers import Handler, NamespaceHandler, SyncRunner, is_async
 from .namespace import Namespace
+from .packet import validate_event_name
 from .socket import Socket
 
 __all__ = ["NamespaceMatcher", "ServerConfig", "SocketIOServer"]
@@ -75,6 +77,9 @@ class SocketIOServer:
         self.namespaces: dict[str, Namespace] = {"/": Namespace(self, "/")}
         self._dynamic: list[tuple[NamespaceMatcher, Namespace]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: Reaches the other server processes (set by this process's cluster node).
+        self.bus: Bus | None = None
+        self.server_handlers: dict[str, Handler] = {}
         SocketIOServer._running.add(self)
 
     @classmethod
@@ -153,9 +158,14 @@ class SocketIOServer:
         if isinstance(namespace, str):
             if not namespace.startswith("/"):
                 raise ValueError(f"namespace names start with '/', not {namespace!r}")
-            nsp = self.namespaces.get(namespace)
-            if nsp is None:
-                nsp = self.namespaces[namespace] = Namespace(self, namespace)
+            found = self.lookup(namespace)
+            if found is not None:
+                return found
+            # As in socket.io, a name that a regex family matches becomes that family's child.
+            for matcher, parent in self._dynamic:
+                if isinstance(matcher, re.Pattern) and matcher.fullmatch(namespace):
+                    return self._add_child(parent, namespace)
+            nsp = self.namespaces[namespace] = Namespace(self, namespace)
             return nsp
         for matcher, parent in self._dynamic:
             if matcher is namespace:
@@ -164,23 +174,49 @@ class SocketIOServer:
         self._dynamic.append((namespace, parent))
         return parent
 
-    async def resolve_namespace(self, name: str, auth: dict[str, Any]) -> Namespace | None:
-        """The namespace a CONNECT names: static, an existing child, or a new dynamic child."""
+    def lookup(self, name: str) -> Namespace | None:
+        """The existing namespace of that name (static, or a dynamic family's child), if any."""
         nsp = self.namespaces.get(name)
         if nsp is not None:
             return nsp
-        for matcher, parent in self._dynamic:
+        for _, parent in self._dynamic:
             child = parent.children.get(name)
             if child is not None:
                 return child
+        return None
+
+    def namespace_key(self, nsp: Namespace) -> str:
+        """How other processes name ``nsp``: its name, or ``#<n>`` for the n-th dynamic family
+        (families are registered at import time, in the same order in every process)."""
+        for index, (_, parent) in enumerate(self._dynamic):
+            if parent is nsp:
+                return f"#{index}"
+        return nsp.name
+
+    def namespace_from_key(self, key: str) -> Namespace | None:
+        """The namespace of a :meth:`namespace_key`, if this process has it."""
+        if key.startswith("#"):
+            index = int(key[1:])
+            return self._dynamic[index][1] if index < len(self._dynamic) else None
+        return self.lookup(key)
+
+    def _add_child(self, parent: Namespace, name: str) -> Namespace:
+        child = Namespace(self, name, parent.handlers, parent=parent)
+        parent.children[name] = child
+        return child
+
+    async def resolve_namespace(self, name: str, auth: dict[str, Any]) -> Namespace | None:
+        """The namespace a CONNECT names: existing, or a new child of a dynamic family."""
+        found = self.lookup(name)
+        if found is not None:
+            return found
+        for matcher, parent in self._dynamic:
             if isinstance(matcher, re.Pattern):
                 allowed = matcher.fullmatch(name) is not None
             else:
                 allowed = bool(await self.call_handler(matcher, name, auth))
             if allowed:
-                child = Namespace(self, name, parent.handlers, parent=parent)
-                parent.children[name] = child
-                return child
+                return self._add_child(parent, name)
         return None
 
     async def run_connect(self, socket: Socket, auth: dict[str, Any]) -> bool:
@@ -226,6 +262,50 @@ class SocketIOServer:
             nsp.on(event, method)
         return handler
 
+    # -- events between servers ----------------------------------------------------------
+
+    def on_server_event(self, event: str, handler: Handler | None = None) -> Any:
+        """Register a handler for :meth:`server_side_emit` events from other processes.
+
+        It is called with the event's arguments; its return value answers
+        :meth:`server_side_emit_with_ack`.
+        """
+        if handler is not None:
+            self.server_handlers[event] = handler
+            return handler
+
+        def decorator(func: Handler) -> Handler:
+            self.server_handlers[event] = func
+            return func
+
+        return decorator
+
+    async def server_side_emit(self, event: str, *args: Any) -> None:
+        """Send ``event`` to every OTHER server process (not to clients, not to this one)."""
+        validate_event_name(event)
+        if self.bus is not None:
+            await self.bus.server_side_emit(event, list(args), None)
+
+    async def server_side_emit_with_ack(
+        self, event: str, *args: Any, timeout: float = 5.0
+    ) -> list[Any]:
+        """Like :meth:`server_side_emit`; returns each other process's handler result.
+
+        Raises :class:`AckTimeoutError` (with the answers that came) when a process does not
+        answer within ``timeout`` seconds.
+        """
+        validate_event_name(event)
+        if self.bus is None:
+            return []
+        return await self.bus.server_side_emit(event, list(args), timeout)
+
+    async def handle_server_event(self, event: str, args: list[Any]) -> Any:
+        """Run this process's handler for a server-side event (None when there is none)."""
+        handler = self.server_handlers.get(event)
+        if handler is None:
+            return None
+        return await self.call_handler(handler, *args)
+
     # -- broadcasting on the main namespace -----------------------------------------------
 
     def to(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
@@ -251,7 +331,7 @@ class SocketIOServer:
         """Send ``event`` to every socket of ``namespace``."""
         await self.of(namespace).emit(event, *args)
 
-    async def fetch_sockets(self) -> list[Socket]:
+    async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
         return await self.of("/").fetch_sockets()
 
     async def sockets_join(self, *rooms: str | Iterable[str]) -> None:

@@ -12,11 +12,14 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from ..engineio.packet import Packet as EnginePacket
 from .broadcast import BroadcastFlags, BroadcastOperator, _room_set
 from .exceptions import AckTimeoutError, DisconnectedError
+from .namespace import engine_packets
 from .packet import Packet, PacketType, validate_event_name
 
 if TYPE_CHECKING:
+    from .bus import SocketSnapshot
     from .client import Client
     from .namespace import Namespace
 
@@ -98,7 +101,7 @@ class Socket:
         self.recovered = False
         self.acks: dict[int, AckCallback] = {}
         self._waiting: set[asyncio.Future[list[Any]]] = set()
-        self._queued: list[Packet] = []
+        self._queued: list[list[EnginePacket]] = []
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} {self.nsp.name} {self.state.value}>"
@@ -133,8 +136,9 @@ class Socket:
 
     async def _send(self, packet: Packet) -> None:
         if self.state is SocketState.CONNECTING:
-            # Emitted from a middleware or connect handler: sent right after the CONNECT reply.
-            self._queued.append(packet)
+            # Emitted from a middleware or connect handler: sent right after the CONNECT reply,
+            # but encoded now, so that bad arguments raise in the emitting code.
+            self._queued.append(engine_packets(packet))
         elif self.state is SocketState.CONNECTED:
             await self.client.send(packet)
 
@@ -166,6 +170,8 @@ class Socket:
         none). ``timeout`` is in seconds; on expiry :class:`AckTimeoutError` is raised.
         """
         validate_event_name(event)
+        if self.state is SocketState.DISCONNECTED:
+            raise DisconnectedError(f"socket {self.id} is disconnected")
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         packet = Packet(PacketType.EVENT, self.nsp.name, [event, *args], self.nsp.next_ack_id())
         ack_id = packet.id
@@ -188,6 +194,19 @@ class Socket:
         if len(result) == 1:
             return result[0]
         return tuple(result) if result else None
+
+    def snapshot(self, node: str) -> SocketSnapshot:
+        """This socket as described to other processes (``data`` must be serializable)."""
+        from .bus import SocketSnapshot
+
+        return SocketSnapshot(
+            id=self.id,
+            namespace=self.nsp.name,
+            rooms=self.rooms,
+            data=self.data,
+            handshake=self.handshake,
+            node=node,
+        )
 
     # -- rooms ----------------------------------------------------------------------------
 
@@ -254,8 +273,8 @@ class Socket:
         self.nsp.add(self)
         await self.client.send(Packet(PacketType.CONNECT, self.nsp.name, {"sid": self.id}))
         queued, self._queued = self._queued, []
-        for packet in queued:
-            await self.client.send(packet)
+        for encoded in queued:
+            await self.client.send_encoded(encoded)
 
     async def disconnect(self, close: bool = False) -> None:
         """Disconnect from this namespace; ``close=True`` closes the whole connection."""

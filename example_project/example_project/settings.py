@@ -58,7 +58,22 @@ DATABASES = {
     }
 }
 
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# With REDIS_URL set, every server process shares channels-redis and forms one Socket.IO server;
+# without it, the in-memory layer (one process: runserver, or a single daphne / uvicorn).
+REDIS_URL = os.environ.get("REDIS_URL")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                # redis-py 8 defaults (5 s socket timeout, 100-connection pools) break
+                # channels-redis: see the checks channels_sio.W001 / W002.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 10, "max_connections": 1000}],
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 CHANNELS_SIO: dict[str, object] = {}
 

@@ -30,9 +30,11 @@ def sent(nsp: Namespace, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Pac
         calls.append(("broadcast", packet, flags))
         return 0
 
-    async def broadcast_with_ack(packet: Packet, flags: BroadcastFlags) -> list[Any]:
+    async def broadcast_with_ack(
+        packet: Packet, flags: BroadcastFlags
+    ) -> tuple[list[Any], bool]:
         calls.append(("broadcast_with_ack", packet, flags))
-        return ["answer"]
+        return ["answer"], True
 
     monkeypatch.setattr(nsp, "broadcast", broadcast)
     monkeypatch.setattr(nsp, "broadcast_with_ack", broadcast_with_ack)

@@ -79,7 +79,10 @@ class ServerProcess:
         ]
 
     def start(self, timeout: float = 20.0) -> None:
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": self.settings, **self.extra_env}
+        # REDIS_URL turns the example project into a Redis-backed cluster: only the tests that
+        # ask for one (through ``env``) get it.
+        inherited = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+        env = {**inherited, "DJANGO_SETTINGS_MODULE": self.settings, **self.extra_env}
         # The repository root too, so test-only handler modules (tests.*) can be loaded.
         env["PYTHONPATH"] = os.pathsep.join(
             [str(EXAMPLE_DIR), str(EXAMPLE_DIR.parent), env.get("PYTHONPATH", "")]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import hashlib
 import http.client
 import json
 import os
@@ -132,6 +133,7 @@ TARGETS = {
     ("echo", "daphne"): 1.8,
 }
 TARGET_RSS_KB_PER_IDLE_CONN = 28.0
+MIN_ROUNDS_FOR_VERDICT = 3
 
 FLAG_OPTIONS = {"keepalive"}  # bench.js options without a value
 
@@ -441,11 +443,26 @@ def describe(record: dict[str, Any]) -> str:
         f"{record['server_cpu_us_per_unit']} µs CPU/{record['unit']}, "
         f"client core {record['client_cpu_util']:.0%}"
     )
+    if record.get("other_cpu_util") is not None:
+        text += f", other load {record['other_cpu_util']:.2f} cores"
     if record.get("p50_ms") is not None:
         text += f", p50 {record['p50_ms']} ms p99 {record['p99_ms']} ms"
     if record.get("rss_kb_per_idle_conn") is not None:
         text += f", {record['rss_kb_per_idle_conn']} KB RSS/idle conn"
     return text
+
+
+def source_digest() -> str:
+    """A digest of the code under test (channels_sio/, the example project, bench/servers/):
+    runs with equal digests measured the same code, and a run whose digest changed while it
+    ran (others editing the work tree) mixed two versions."""
+    digest = hashlib.sha256()
+    roots = [ROOT / "channels_sio", EXAMPLE_DIR / "example_project", BENCH_DIR / "servers"]
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            with contextlib.suppress(OSError):
+                digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def machine() -> dict[str, Any]:
@@ -548,6 +565,9 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "p50_ms": _spread([r["p50_ms"] for r in ok if r.get("p50_ms") is not None]),
                 "p99_ms": _spread([r["p99_ms"] for r in ok if r.get("p99_ms") is not None]),
                 "client_cpu_util": _spread([r["client_cpu_util"] for r in ok]),
+                "other_cpu_util": _spread(
+                    [r["other_cpu_util"] for r in ok if r.get("other_cpu_util") is not None]
+                ),
             }
             if scenario == "connect":
                 entry["rss_kb_per_idle_conn"] = _spread(
@@ -576,7 +596,12 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
             if not throughput:
                 continue
             target = TARGETS.get((scenario, asgi))
-            median = statistics.median(throughput)
+            met = None
+            if target is not None and len(throughput) >= MIN_ROUNDS_FOR_VERDICT:
+                met = statistics.median(throughput) >= target
+                if scenario == "connect":
+                    rss = per_server.get(f"channels_sio@{asgi}", {}).get("rss_kb_per_idle_conn")
+                    met = met and bool(rss) and rss["median"] <= TARGET_RSS_KB_PER_IDLE_CONN
             per_asgi[asgi] = {
                 "throughput_ratio_per_round": throughput,
                 "throughput_ratio": _spread(throughput),
@@ -584,7 +609,8 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "cpu_ratio_per_round": cpu,
                 "cpu_ratio": _spread(cpu),
                 "target": target,
-                "met": None if target is None else median >= target,
+                # Throughput ratio's median over at least 3 rounds (and RSS, for connect).
+                "met": met,
             }
         if per_asgi:
             ratios[scenario] = per_asgi
@@ -609,6 +635,14 @@ def _cell(spread: dict[str, float] | None) -> str:
     return f"{_fmt(spread['median'])} ({_fmt(spread['min'])}-{_fmt(spread['max'])})"
 
 
+def _target(scenario: str, target: float | None) -> str:
+    if target is None:
+        return "-"
+    if scenario == "connect":
+        return f"≥ {target}, ≤ {TARGET_RSS_KB_PER_IDLE_CONN:.0f} KB/conn"
+    return f"≥ {target}"
+
+
 def format_tables(summary: dict[str, Any]) -> str:
     """Markdown tables: one per scenario, then the ratios."""
     out = []
@@ -617,15 +651,17 @@ def format_tables(summary: dict[str, Any]) -> str:
         extra = " | RSS KB / idle conn" if scenario == "connect" else ""
         out.append(f"### {scenario}\n")
         out.append(
-            f"| server | {unit}/s | server CPU µs/{unit} | p50 ms | p99 ms | client core{extra} |"
+            f"| server | {unit}/s | server CPU µs/{unit} | p50 ms | p99 ms | client core "
+            f"| other load{extra} |"
         )
-        out.append("|---|---|---|---|---|---|" + ("---|" if extra else ""))
+        out.append("|---|---|---|---|---|---|---|" + ("---|" if extra else ""))
         for name, entry in per_server.items():
             failed = f" ({entry['failed']} failed)" if entry["failed"] else ""
             row = (
                 f"| {name}{failed} | {_cell(entry['throughput'])} | "
                 f"{_cell(entry['cpu_us_per_unit'])} | {_cell(entry['p50_ms'])} | "
-                f"{_cell(entry['p99_ms'])} | {_cell(entry['client_cpu_util'])}"
+                f"{_cell(entry['p99_ms'])} | {_cell(entry['client_cpu_util'])} | "
+                f"{_cell(entry['other_cpu_util'])}"
             )
             if extra:
                 row += f" | {_cell(entry.get('rss_kb_per_idle_conn'))}"
@@ -641,14 +677,16 @@ def format_tables(summary: dict[str, Any]) -> str:
         for scenario, per_asgi in summary["ratios"].items():
             for asgi, entry in per_asgi.items():
                 target = entry["target"]
-                met = "-" if entry["met"] is None else ("yes" if entry["met"] else "no")
+                met = "yes" if entry["met"] else "no"
+                if entry["met"] is None:
+                    met = "-" if target is None else f"(< {MIN_ROUNDS_FOR_VERDICT} rounds)"
                 cpu_median = entry["cpu_ratio"]["median"] if entry["cpu_ratio"] else None
                 per_round = ", ".join(f"{v:.2f}" for v in entry["throughput_ratio_per_round"])
                 cpu_rounds = ", ".join(f"{v:.2f}" for v in entry["cpu_ratio_per_round"])
                 out.append(
                     f"| {scenario} | {asgi} | {per_round} | "
                     f"{entry['throughput_ratio']['median']:.2f} | {cpu_rounds or '-'} | "
-                    f"{_fmt(cpu_median)} | {'≥ ' + str(target) if target else '-'} | {met} |"
+                    f"{_fmt(cpu_median)} | {_target(scenario, target)} | {met} |"
                 )
         out.append("")
     return "\n".join(out)
@@ -733,6 +771,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--log-level warning --lifespan on (loop and http: auto)",
         "daphne": "-v 0 (no access log; permessage-deflate not negotiated)",
         "machine": machine(),
+        "source_digest": source_digest(),
     }
     runs: list[dict[str, Any]] = []
 
@@ -758,7 +797,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     log(describe(record))
                     write()
     meta["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    meta["source_digest_at_end"] = source_digest()
     write()
+    if meta["source_digest_at_end"] != meta["source_digest"]:
+        log("WARNING: the code under test changed while the benchmark ran: rounds mixed versions")
     summary = summarize(runs)
     print(format_tables(summary))
     print(f"results: {out}")

@@ -88,9 +88,21 @@ function serverRssKb(opts) {
   return match ? Number(match[1]) : null;
 }
 
+// CPU seconds the whole machine spent busy (all cores; /proc/stat, idle and iowait excluded).
+function machineBusySeconds(opts) {
+  try {
+    const first = fs.readFileSync("/proc/stat", "utf8").split("\n", 1)[0];
+    const [user, nice, system, , , irq, softirq, steal] = first.trim().split(/\s+/).slice(1).map(Number);
+    return (user + nice + system + irq + softirq + (steal || 0)) / opts["clk-tck"];
+  } catch {
+    return null;
+  }
+}
+
 class Window {
   constructor(opts) {
     this.opts = opts;
+    this.busy0 = machineBusySeconds(opts);
     this.cpu0 = serverCpuSeconds(opts);
     this.client0 = process.cpuUsage();
     this.t0 = nowMs();
@@ -100,8 +112,10 @@ class Window {
     this.elapsedMs = nowMs() - this.t0;
     const cpu1 = serverCpuSeconds(this.opts);
     const client = process.cpuUsage(this.client0);
+    const busy1 = machineBusySeconds(this.opts);
     this.serverCpuS = this.cpu0 === null ? null : cpu1 - this.cpu0;
     this.clientCpuS = (client.user + client.system) / 1e6;
+    this.busyS = this.busy0 === null || busy1 === null ? null : busy1 - this.busy0;
   }
 
   report(units, unitName) {
@@ -116,6 +130,11 @@ class Window {
         this.serverCpuS === null || units === 0 ? null : round((this.serverCpuS * 1e6) / units, 2),
       server_cpu_util: this.serverCpuS === null ? null : round(this.serverCpuS / seconds, 3),
       client_cpu_util: round(this.clientCpuS / seconds, 3),
+      // Everything else the machine ran meanwhile (other processes), in cores: the noise.
+      other_cpu_util:
+        this.busyS === null || this.serverCpuS === null
+          ? null
+          : round(Math.max(0, this.busyS - this.serverCpuS - this.clientCpuS) / seconds, 3),
     };
   }
 }

@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer, get_channel_layer
 
 from .. import conf
@@ -81,6 +82,8 @@ class Peer:
     id: str
     channel: str
     last_seen: float
+    #: Messages not sent to it since it was last heard of, its channel being full.
+    skipped: int = 0
 
 
 class Node:
@@ -203,8 +206,20 @@ class Node:
                 logger.warning("node %s: heartbeat failed", self.id, exc_info=True)
             horizon = time.monotonic() - conf.get("node_timeout") / 1000
             for peer in [p for p in self.peers.values() if p.last_seen < horizon]:
-                logger.warning("node %s: lost node %s", self.id, peer.id)
+                logger.warning(
+                    "node %s: lost node %s (%d messages to it skipped, its channel full)",
+                    self.id,
+                    peer.id,
+                    peer.skipped,
+                )
                 del self.peers[peer.id]
+                try:
+                    # A node killed without BYE would stay in the group until group_expiry
+                    # (a day by default), and every group send would still pay for it. If it
+                    # was only cut off, its next heartbeat puts it back.
+                    await layer.group_discard(NODES_GROUP, peer.channel)
+                except Exception:
+                    logger.warning("node %s: could not discard node %s", self.id, peer.id)
 
     async def stop(self) -> None:
         """Leave the cluster and stop every task. Safe to call more than once."""
@@ -242,12 +257,25 @@ class Node:
         )
 
     async def _to_peers(self, message: dict[str, Any]) -> int:
-        """Send to every other node; returns how many were sent to."""
+        """Send to every other node; returns how many were sent to.
+
+        A peer whose channel is full is skipped: a node killed without a BYE stays a peer
+        until node_timeout, and channels-redis refuses sends to its unread channel once it
+        holds ``capacity`` messages (100 by default). That must neither cost the live nodes
+        their copy nor fail the caller's broadcast.
+        """
         message = {**message, "node": self.id}
-        peers = list(self.peers.values())
-        for peer in peers:
-            await self._send(peer.channel, message)
-        return len(peers)
+        sent = 0
+        for peer in list(self.peers.values()):
+            try:
+                await self._send(peer.channel, message)
+            except ChannelFull:
+                if not peer.skipped:  # once until it is heard of again, not per message
+                    logger.warning("node %s: channel of node %s is full", self.id, peer.id)
+                peer.skipped += 1
+            else:
+                sent += 1
+        return sent
 
     async def _request(
         self, kind: str, fields: dict[str, Any], timeout: float
@@ -259,9 +287,16 @@ class Node:
         results: list[Any] = []
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         message = {"type": REQUEST, "kind": kind, "rid": rid, "reply_to": self.channel, **fields}
-        self._replies[rid] = (results, len(self.peers), done)
+        asked = len(self.peers)
+        self._replies[rid] = (results, asked, done)
         try:
-            await self._to_peers(message)
+            sent = await self._to_peers(message)
+            if sent < asked:
+                # Some peers could not be asked (full channel): wait only for the others,
+                # and report the answer as incomplete.
+                self._replies[rid] = (results, sent, done)
+                if len(results) >= sent and not done.done():
+                    done.set_result(None)
             await asyncio.wait_for(done, timeout)
         except TimeoutError:
             missing = self._replies[rid][1] - len(results)
@@ -269,7 +304,7 @@ class Node:
             return list(results), False
         finally:
             self._replies.pop(rid, None)
-        return results, True
+        return results, sent == asked
 
     # -- the Bus interface (used by the Socket.IO layer) ---------------------------------
 
@@ -510,7 +545,8 @@ class Node:
                 },
             )
             reply = await asyncio.wait_for(answer, limit)
-        except TimeoutError:
+        except (TimeoutError, ChannelFull):
+            # The owner is gone (or not reading): as good as an unknown sid.
             logger.warning("node %s: node %s did not answer for sid %s", self.id, peer.id, sid)
             return error_response(ErrorCode.UNKNOWN_SID)
         finally:

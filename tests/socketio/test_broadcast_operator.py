@@ -30,9 +30,7 @@ def sent(nsp: Namespace, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Pac
         calls.append(("broadcast", packet, flags))
         return 0
 
-    async def broadcast_with_ack(
-        packet: Packet, flags: BroadcastFlags
-    ) -> tuple[list[Any], bool]:
+    async def broadcast_with_ack(packet: Packet, flags: BroadcastFlags) -> tuple[list[Any], bool]:
         calls.append(("broadcast_with_ack", packet, flags))
         return ["answer"], True
 

@@ -1,0 +1,283 @@
+"""Clusters of real server processes sharing one Redis database, and the Node client driver.
+
+Redis: ``REDIS_URL`` (default ``redis://127.0.0.1:6379/0``) with the database number replaced
+by ``CSIO_CLUSTER_REDIS_DB`` (default 7), flushed before and after the suite. Every cluster has a
+channel-layer prefix of its own, so two clusters never merge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+
+from tests.support.ci import require
+from tests.support.node import NODE_DIR, TESTS_DIR, require_node
+from tests.support.servers import EXAMPLE_DIR, ServerProcess
+
+REDIS_DB = int(os.environ.get("CSIO_CLUSTER_REDIS_DB", "7"))
+
+
+def cluster_redis_url() -> str:
+    base = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    return urlunsplit(urlsplit(base)._replace(path=f"/{REDIS_DB}"))
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """The suite's Redis database, flushed before and after; skips (fails in CI) without Redis."""
+    import redis
+
+    url = cluster_redis_url()
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        client.ping()
+        reachable = True
+    except redis.RedisError:
+        reachable = False
+    require(reachable, f"Redis at {url}")
+    client.flushdb()
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()
+
+
+def wait_for(probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Call ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what} (last: {value!r})")
+        time.sleep(interval)
+
+
+class Cluster:
+    """Server processes of one settings module sharing a Redis database and a layer prefix."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        settings: str,
+        kinds: Sequence[str],
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.env = {
+            "REDIS_URL": redis_url,
+            "CSIO_LAYER_PREFIX": f"csio{secrets.token_hex(4)}",
+            **(env or {}),
+        }
+        self.servers = [ServerProcess(kind, settings, env=self.env) for kind in kinds]
+        self.ids: dict[int, str] = {}  # server index -> node id
+
+    def __getitem__(self, index: int) -> ServerProcess:
+        return self.servers[index]
+
+    def start(self) -> None:
+        with ThreadPoolExecutor(len(self.servers)) as pool:
+            for future in [pool.submit(server.start) for server in self.servers]:
+                future.result()
+        for index, server in enumerate(self.servers):
+            self.ids[index] = self.node(server)["id"]
+        self.wait_peers()
+
+    def stop(self) -> None:
+        with ThreadPoolExecutor(len(self.servers)) as pool:
+            list(pool.map(lambda server: server.stop(), self.servers))
+
+    def alive(self) -> list[int]:
+        return [
+            i for i, s in enumerate(self.servers) if s.proc is not None and s.proc.poll() is None
+        ]
+
+    def node(self, server: ServerProcess) -> dict[str, Any]:
+        """The node of ``server`` (GET /_cluster/node/ starts it if no client did)."""
+        response = httpx.get(server.url + "/_cluster/node/", timeout=5)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def wait_peers(self, timeout: float = 10.0) -> None:
+        """Wait until every live node knows exactly the other live nodes."""
+        live = self.alive()
+
+        def settled() -> bool:
+            for i in live:
+                expected = sorted(self.ids[j] for j in live if j != i)
+                if self.node(self.servers[i])["peers"] != expected:
+                    return False
+            return True
+
+        wait_for(settled, timeout, f"nodes {[self.ids[i] for i in live]} know each other")
+
+    def django(self, code: str, timeout: float = 30.0) -> str:
+        """Run ``code`` in ``manage.py shell`` of this cluster's settings: another process."""
+        env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+        env.update(self.env, DJANGO_SETTINGS_MODULE=self.settings)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(EXAMPLE_DIR), str(EXAMPLE_DIR.parent), env.get("PYTHONPATH", "")]
+        )
+        proc = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", code],
+            cwd=EXAMPLE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        assert proc.returncode == 0, f"manage.py shell failed:\n{proc.stdout}\n{proc.stderr}"
+        return proc.stdout
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {s.kind} {s.url}\n{s.log()}" for s in self.servers)
+
+
+@contextlib.contextmanager
+def running_cluster(
+    redis_url: str, settings: str, kinds: Sequence[str], env: dict[str, str] | None = None
+) -> Iterator[Cluster]:
+    """A started cluster, stopped afterwards whatever happens."""
+    require_node()
+    cluster = Cluster(redis_url, settings, kinds, env)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+class Driver:
+    """tests/node/cluster_driver.js: official socket.io-client instances driven by commands."""
+
+    def __init__(self, deadline: float = 120.0) -> None:
+        require_node()
+        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"csio-driver-{os.getpid()}.log"
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                ["node", str(NODE_DIR / "cluster_driver.js"), str(int(deadline * 1000))],
+                cwd=TESTS_DIR,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                bufsize=1,
+            )
+        self._answers: queue.Queue[str | None] = queue.Queue()
+        self._next_id = 0
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._answers.put(line)
+        self._answers.put(None)
+
+    def __call__(self, cmd: str, **fields: Any) -> Any:
+        """Run one command; its result, or AssertionError with the driver's error. ``ms``
+        bounds the command's own waits (5000 by default); this side waits 2 s more."""
+        assert self.proc.stdin is not None
+        timeout = fields.get("ms", 5000) / 1000 + 2.0
+        self._next_id += 1
+        command_id = self._next_id
+        self.proc.stdin.write(json.dumps({"id": command_id, "cmd": cmd, **fields}) + "\n")
+        self.proc.stdin.flush()
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"driver: no answer to {cmd} {fields} within {timeout}s")
+            try:
+                line = self._answers.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise AssertionError(f"driver exited:\n{self.log_path.read_text()[-3000:]}")
+            answer = json.loads(line)
+            if answer.get("id") != command_id:
+                continue  # the late answer of a command that timed out here
+            if not answer["ok"]:
+                raise AssertionError(f"driver: {cmd} {fields}: {answer['error']}")
+            return answer["result"]
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        with contextlib.suppress(OSError, ValueError):
+            self.proc.stdin.close()  # the driver closes its clients and exits
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+@pytest.fixture
+def driver() -> Iterator[Driver]:
+    client = Driver()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+class Proxy:
+    """tests/node/cluster_proxy.js: round-robin HTTP proxy in front of some servers."""
+
+    def __init__(self, servers: Sequence[ServerProcess]) -> None:
+        require_node()
+        ports = [str(s.port) for s in servers]
+        self.proc = subprocess.Popen(
+            ["node", str(NODE_DIR / "cluster_proxy.js"), *ports],
+            cwd=TESTS_DIR,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        stdout = self.proc.stdout
+        assert stdout is not None
+        ready: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: ready.put(stdout.readline()), daemon=True).start()
+        try:
+            line = ready.get(timeout=10)
+        except queue.Empty:
+            self.close()
+            raise AssertionError("the proxy did not start") from None
+        self.url = f"http://127.0.0.1:{json.loads(line)['port']}"
+
+    def log(self) -> list[dict[str, Any]]:
+        return list(httpx.get(self.url + "/_proxy/log", timeout=5).json())
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()  # the proxy exits
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()

@@ -1,0 +1,77 @@
+"""SIGKILL one node of three: the others carry on at once, and within node_timeout they drop
+it, so its sockets leave fetch_sockets (settings_fast_nodes: heartbeat 500 ms, timeout 1.5 s,
+request_timeout 1 s)."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+import redis
+
+from .conftest import Driver, running_cluster, wait_for
+
+pytestmark = [pytest.mark.redis, pytest.mark.node]
+
+SETTINGS = "tests.cluster.settings_fast_nodes"
+HEARTBEAT, NODE_TIMEOUT, REQUEST_TIMEOUT = 0.5, 1.5, 1.0
+# More broadcasts than channels-redis keeps for a channel nobody reads (capacity 100).
+BURST = 150
+
+
+def test_killed_node_is_dropped_and_the_others_carry_on(redis_url: str, driver: Driver) -> None:
+    with running_cluster(redis_url, SETTINGS, ("uvicorn", "daphne", "uvicorn")) as cluster:
+        ids: dict[str, str] = {}
+        for node in range(3):
+            ids[f"A{node}"] = driver(
+                "open", name=f"A{node}", url=cluster[node].url, auth={"rooms": ["r"]}
+            )["id"]
+
+        def fetched(via: str) -> list[str]:
+            names = {socket_id: name for name, socket_id in ids.items()}
+            found = driver("call", name=via, event="fetch", args=[{}], ms=4000)
+            return sorted(names[s["id"]] for s in found)
+
+        assert fetched("A0") == ["A0", "A1", "A2"]
+        victim = cluster[2].proc
+        assert victim is not None
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(5)
+        killed_at = time.monotonic()
+
+        # Broadcasts from the survivors reach their clients at once, even a burst larger than
+        # the dead node's channel holds.
+        for number in range(BURST):
+            sender = f"A{number % 2}"
+            spec = {"event": "news", "args": [number], "to": "r"}
+            assert driver("call", name=sender, event="cast", args=[spec], ms=2000)
+        for name in ("A0", "A1"):
+            got = driver("wait", name=name, event="news", count=BURST)
+            # Each once; only the order of one sender's broadcasts is kept between nodes.
+            assert sorted(e[1] for e in got) == list(range(BURST))
+            assert [e[1] for e in got if e[1] % 2 == 0] == list(range(0, BURST, 2))
+
+        # Within node_timeout (plus the heartbeat that notices it) the survivors drop the
+        # killed node; meanwhile fetch_sockets answers after request_timeout without its sockets.
+        bound = NODE_TIMEOUT + HEARTBEAT + 1.0
+        for survivor in (0, 1):
+            expected = [cluster.ids[1 - survivor]]
+            wait_for(
+                lambda s=survivor, e=expected: cluster.node(cluster[s])["peers"] == e,
+                bound,
+                f"node {survivor} drops the killed node",
+            )
+        assert time.monotonic() - killed_at < bound
+        # ... and take its channel out of the nodes' group (else it stays for group_expiry).
+        group = f"{cluster.env['CSIO_LAYER_PREFIX']}:group:channels_sio.nodes"
+        with redis.Redis.from_url(redis_url, socket_timeout=2) as client:
+            wait_for(lambda: client.zcard(group) == 2, 2, "the killed node leaves the group")
+        # From then on, requests to every node no longer wait for the dead one.
+        for via in ("A0", "A1"):
+            started = time.monotonic()
+            assert fetched(via) == ["A0", "A1"]
+            answer = driver("call", name=via, event="ask-all", args=[{"timeout": 3000}])
+            assert answer == {"responses": ["A0", "A1"]}
+            assert time.monotonic() - started < REQUEST_TIMEOUT
+        assert driver("disconnected", name="A2") == "transport close"

@@ -37,6 +37,7 @@ class PollingTransport(Transport):
         self._waiter: asyncio.Future[None] | None = None
         self._posting = False
         self._closed = False
+        self._close_after_drain = False
 
     @property
     def get_waiting(self) -> bool:
@@ -70,7 +71,15 @@ class PollingTransport(Transport):
         if self._closed:
             return
         self._closed = True
-        self._buffer.append(Packet(PacketType.CLOSE))
+        session = self.session
+        if self._buffer and reason is CloseReason.FORCED_CLOSE and session is not None:
+            # socket.io-client acts on a CLOSE at once but on the packets that came with it a
+            # tick later, so it would miss them (a DISCONNECT, say) and reconnect. As engine.io
+            # does, send the buffer first and the CLOSE with the next poll.
+            self._close_after_drain = True
+            session.server.drain(session.sid, self)
+        else:
+            self._buffer.append(Packet(PacketType.CLOSE))
         self._wake()
 
     async def handle_get(self, receive: Receive) -> HttpResponse | None:
@@ -85,6 +94,10 @@ class PollingTransport(Transport):
             logger.info("session %s: overlapping GET", session.sid)
             await session.close(CloseReason.TRANSPORT_ERROR)
             return error_response(ErrorCode.BAD_REQUEST)
+        if self._close_after_drain and not self._buffer:
+            self._close_after_drain = False
+            session.server.drained(session.sid)
+            return HttpResponse(200, encode_payload([Packet(PacketType.CLOSE)]).encode())
         if not self._buffer and session.upgrade_state in (UpgradeState.NONE, UpgradeState.PROBING):
             try:
                 client_stayed = await self._wait(receive)

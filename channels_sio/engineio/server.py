@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
@@ -71,6 +72,7 @@ class EngineIOServer:
         #: Answers a polling request whose sid this server does not hold (another process
         #: may own it); without it such requests get "Session ID unknown".
         self.forward: Forwarder | None = None
+        self._draining: dict[str, PollingTransport] = {}
         EngineIOServer._running.add(self)
 
     @classmethod
@@ -124,6 +126,16 @@ class EngineIOServer:
         """Drop a closing session from the table, so its sid is unknown from now on."""
         if self.sessions.get(session.sid) is session:
             del self.sessions[session.sid]
+
+    def drain(self, sid: str, transport: PollingTransport) -> None:
+        """Keep a closed session's polling transport reachable until its client polled the
+        last packets and the CLOSE (or for one heartbeat period, whichever comes first)."""
+        self._draining[sid] = transport
+        limit = (self.config.ping_interval + self.config.ping_timeout) / 1000
+        asyncio.get_running_loop().call_later(limit, self.drained, sid)
+
+    def drained(self, sid: str) -> None:
+        self._draining.pop(sid, None)
 
     def _new_sid(self) -> str:
         while True:
@@ -225,6 +237,9 @@ class EngineIOServer:
             return await polling.handle_get(receive)
         session = self.sessions.get(sid)
         if session is None:
+            draining = self._draining.get(sid)
+            if draining is not None and request.method == "GET":
+                return await draining.handle_get(receive)
             if self.forward is not None:
                 return await self.forward(request, receive)
             return error_response(ErrorCode.UNKNOWN_SID)

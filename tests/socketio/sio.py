@@ -5,22 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
-
 from tests.support.node import run_node
 from tests.support.servers import ServerProcess
 
 #: Transport choices of the official client: websocket only, polling only, polling+upgrade.
 TRANSPORTS = ["websocket", "polling", "polling,websocket"]
-
-# Over polling the DISCONNECT packets and the Engine.IO CLOSE leave in one payload (or, with no
-# GET waiting, are never polled: the closed session is unknown at once). socket.io-client
-# handles Socket.IO packets on the next tick but a CLOSE at once, so it reports "transport
-# close" and reconnects. engine.io (Node) sends buffered packets first and the CLOSE in a later
-# poll, keeping the session until then: an Engine.IO polling change, not made here.
-POLLING_CLOSE_FLUSH = pytest.mark.xfail(
-    strict=True, reason="Engine.IO polling sends buffered packets and CLOSE together"
-)
 
 
 def scenario(

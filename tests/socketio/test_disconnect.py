@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.socketio.sio import POLLING_CLOSE_FLUSH, scenario
+from tests.socketio.sio import scenario
 from tests.support.servers import ServerProcess
 
 pytestmark = pytest.mark.node
@@ -29,9 +29,7 @@ def test_server_namespace_disconnect(features_server: ServerProcess, transports:
     assert result["connected"] == [False, True]
 
 
-@pytest.mark.parametrize(
-    "transports", ["websocket", pytest.param("polling", marks=POLLING_CLOSE_FLUSH)]
-)
+@pytest.mark.parametrize("transports", ["websocket", "polling"])
 def test_forced_server_close(features_server: ServerProcess, transports: str) -> None:
     result = scenario("sio_disconnect.js", features_server, "forced-server-close", None, transports)
     # As socket.io: the client is told it was disconnected by the server, so it does not

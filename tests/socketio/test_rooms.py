@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.socketio.raw_client import SioPolling
-from tests.socketio.sio import POLLING_CLOSE_FLUSH, scenario
+from tests.socketio.sio import scenario
 from tests.support.servers import ServerProcess
 
 
@@ -86,9 +86,7 @@ def test_fetch_join_leave_and_disconnect_sockets(
 
 
 @pytest.mark.node
-@pytest.mark.parametrize(
-    "transports", ["websocket", pytest.param("polling", marks=POLLING_CLOSE_FLUSH)]
-)
+@pytest.mark.parametrize("transports", ["websocket", "polling"])
 def test_disconnect_sockets_with_close(features_server: ServerProcess, transports: str) -> None:
     result = scenario("sio_rooms.js", features_server, "disconnect-close", transports=transports)
     assert result["ack"] == "disconnected"

@@ -59,6 +59,7 @@ class SocketIOCommunicator:
         self._acks: dict[int, list[Any]] = {}
         self._next_id = 0
         self._reading = asyncio.Lock()
+        self._answers: dict[str, Callable[..., Any]] = {}
 
     async def connect(self, timeout: float = 1) -> dict[str, Any]:
         """Open the connection and join the namespace; return the CONNECT payload.
@@ -120,6 +121,12 @@ class SocketIOCommunicator:
             return True
         return False
 
+    def answer(self, event: str, handler: Callable[..., Any]) -> None:
+        """Acknowledge the server's ``event`` with ``handler(*args)`` (a tuple for several
+        arguments), as a client's ack callback would. The event is still queued for
+        :meth:`receive_event`. Answers go out while the communicator is reading."""
+        self._answers[event] = handler
+
     async def disconnect(self) -> None:
         """Leave the namespace and close the WebSocket."""
         await self._send(Packet(PacketType.DISCONNECT, self.namespace))
@@ -164,6 +171,11 @@ class SocketIOCommunicator:
             return packet
         if packet.type is PacketType.EVENT:
             self._events.append(packet)
+            answer = self._answers.get(packet.data[0])
+            if answer is not None and packet.id is not None:
+                result = answer(*packet.data[1:])
+                args = list(result) if isinstance(result, tuple) else [result]
+                await self._send(Packet(PacketType.ACK, self.namespace, args, packet.id))
         elif packet.type is PacketType.ACK and packet.id is not None:
             self._acks[packet.id] = packet.data
         return None

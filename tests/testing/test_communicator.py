@@ -623,3 +623,22 @@ async def test_server_shutdown_closes_communicators(sio: SocketIOServer, app: An
     assert reasons == ["server shutting down"]
     assert not sio.engine.sessions
     await client.disconnect()
+
+
+async def test_answer_acknowledges_server_emits_with_ack() -> None:
+    sio = SocketIOServer()
+    results: list[Any] = []
+
+    @sio.on("ask")
+    async def ask(socket: Socket) -> None:
+        results.append(await socket.emit_with_ack("question", 20, timeout=1))
+
+    app = get_application(get_asgi_application(), server=sio)
+    client = SocketIOCommunicator(app)
+    client.answer("question", lambda n: (n + 1, "sure"))
+    await client.connect()
+    await client.emit("ask")
+    assert await client.expect_event("question") == [20]
+    await client.receive_nothing(0.2)
+    assert results == [(21, "sure")]
+    await client.disconnect()

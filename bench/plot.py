@@ -44,10 +44,11 @@ def _bars(ax: Any, names: list[str], spreads: list[dict[str, float] | None], tit
     ax.tick_params(axis="y", labelsize=7)
     ax.grid(axis="y", alpha=0.3)
     top = max((m + h for m, h in zip(medians, high, strict=True)), default=0.0)
-    for x, value in zip(positions, medians, strict=True):
+    for x, value, above in zip(positions, medians, high, strict=True):
         if value:
             label = f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
-            ax.text(x, value + top * 0.02, label, ha="center", va="bottom", fontsize=6)
+            ax.text(x, value + above + top * 0.02, label, ha="center", va="bottom", fontsize=6)
+    ax.set_ylim(0, top * 1.15 if top else 1)
 
 
 def plot(document: dict[str, Any], out: Path) -> None:
@@ -81,7 +82,8 @@ def plot(document: dict[str, Any], out: Path) -> None:
     machine = meta.get("machine", {})
     fig.suptitle(
         f"channels_sio vs python-socketio - {meta.get('rounds', '?')} rounds, "
-        f"{machine.get('nproc', '?')} cores ({machine.get('cpu', '?')}), {meta.get('pinning', '')}",
+        f"{machine.get('nproc', '?')} cores ({machine.get('cpu', '?')}), "
+        f"{meta.get('pinning', '')}\nbars: median over the rounds, whiskers: min-max",
         fontsize=9,
     )
     fig.tight_layout()

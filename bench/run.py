@@ -5,10 +5,11 @@
 One run alternates the servers A B A B over the rounds: channels_sio (the example project with
 ``example_project.settings_bench``) and python-socketio's ASGI app with the same handlers
 (``bench/servers/pysio_app.py``), each under uvicorn and under daphne, and a raw ASGI WebSocket
-echo under uvicorn as the floor (echo only). Every (round, scenario, server) gets a fresh server
-process pinned to core 0; the load generator (``bench/client/bench.js``, the official
-socket.io-client on Node) is pinned to core 1, and reads the server's CPU time (utime + stime
-of /proc/PID/stat) right before and after its measured window.
+echo under uvicorn as the floor (echo only). The servers run a copy of the code under test taken
+when the run starts (others may edit the work tree meanwhile). Every (round, scenario, server)
+gets a fresh server process pinned to core 0; the load generator (``bench/client/bench.js``,
+the official socket.io-client on Node) is pinned to core 1, and reads the server's CPU time
+(utime + stime of /proc/PID/stat) right before and after its measured window.
 
 It prints a table per scenario (median and min-max of throughput and of the server's CPU time
 per unit over the rounds), the ratio channels_sio / python-socketio per round on the same ASGI
@@ -46,7 +47,6 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "bench"
 CLIENT_DIR = BENCH_DIR / "client"
 CLIENT_SCRIPT = CLIENT_DIR / "bench.js"
-EXAMPLE_DIR = ROOT / "example_project"
 RESULTS_DIR = BENCH_DIR / "results"
 
 SCENARIOS = ("echo", "polling", "fanout", "connect")
@@ -59,8 +59,8 @@ CLIENT_CORE = 1
 class App:
     name: str
     target: str  # module:attribute of the ASGI application
-    cwd: Path
-    pythonpath: tuple[Path, ...]
+    cwd: str  # relative to the source root (the work tree, or its snapshot)
+    pythonpath: tuple[str, ...]  # idem
     env: tuple[tuple[str, str], ...] = ()
     socketio: bool = True  # False: the raw WebSocket echo (no Socket.IO, echo scenario only)
 
@@ -69,12 +69,12 @@ APPS = {
     "channels_sio": App(
         "channels_sio",
         "example_project.asgi:application",
-        EXAMPLE_DIR,
-        (EXAMPLE_DIR, ROOT),
+        "example_project",
+        ("example_project", "."),
         (("DJANGO_SETTINGS_MODULE", "example_project.settings_bench"), ("DJANGO_DEBUG", "0")),
     ),
-    "python-socketio": App("python-socketio", "bench.servers.pysio_app:app", ROOT, (ROOT,)),
-    "raw": App("raw", "bench.servers.raw_echo:app", ROOT, (ROOT,), socketio=False),
+    "python-socketio": App("python-socketio", "bench.servers.pysio_app:app", ".", (".",)),
+    "raw": App("raw", "bench.servers.raw_echo:app", ".", (".",), socketio=False),
 }
 ASGI_SERVERS = ("uvicorn", "daphne")
 # The order of one round: the pair compared on each ASGI server runs back to back (A B), then
@@ -219,8 +219,11 @@ def affinity() -> tuple[set[int] | None, set[int] | None, str]:
 class Server:
     """One ASGI server process serving one app; ``pid`` is the process the client measures."""
 
-    def __init__(self, app: App, asgi: str, cores: set[int] | None, log_dir: Path) -> None:
+    def __init__(
+        self, app: App, asgi: str, cores: set[int] | None, log_dir: Path, root: Path = ROOT
+    ) -> None:
         self.app = app
+        self.root = root
         self.asgi = asgi
         self.cores = cores
         self.port = free_port()
@@ -276,12 +279,13 @@ class Server:
         """Start and wait until it answers HTTP; returns the seconds that took."""
         env = {**os.environ, **dict(self.app.env)}
         env.pop("PYTHONASYNCIODEBUG", None)
-        env["PYTHONPATH"] = os.pathsep.join(str(p) for p in self.app.pythonpath)
+        # First on the path: the source root's channels_sio wins over the editable install.
+        env["PYTHONPATH"] = os.pathsep.join(str(self.root / p) for p in self.app.pythonpath)
         started = time.monotonic()
         with self.log_path.open("wb") as log_file:
             self.proc = subprocess.Popen(
                 self.command(),
-                cwd=self.app.cwd,
+                cwd=self.root / self.app.cwd,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
@@ -413,8 +417,9 @@ def run_one(
     params: dict[str, float],
     cores: tuple[set[int] | None, set[int] | None],
     log_dir: Path,
+    root: Path = ROOT,
 ) -> dict[str, Any]:
-    server = Server(APPS[app], asgi, cores[0], log_dir)
+    server = Server(APPS[app], asgi, cores[0], log_dir, root)
     record: dict[str, Any] = {"round": round_no, "scenario": scenario, "app": app, "asgi": asgi}
     try:
         record["server_start_s"] = round(server.start(), 3)
@@ -452,16 +457,38 @@ def describe(record: dict[str, Any]) -> str:
     return text
 
 
-def source_digest() -> str:
+# What the servers run: copied at the start of a run (see snapshot()).
+SOURCE_PARTS = ("channels_sio", "example_project", "bench/__init__.py", "bench/servers")
+
+
+def snapshot(destination: Path) -> Path:
+    """Copy the code under test to ``destination``; the servers of the run import it from there,
+    so that edits to the work tree while the benchmark runs do not mix versions in one run."""
+    ignore = shutil.ignore_patterns(
+        "__pycache__", "*.pyc", "node_modules", "db.sqlite3*", "staticfiles"
+    )
+    for part in SOURCE_PARTS:
+        source, target = ROOT / part, destination / part
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=ignore)
+        else:
+            shutil.copy2(source, target)
+    return destination
+
+
+def source_digest(root: Path = ROOT) -> str:
     """A digest of the code under test (channels_sio/, the example project, bench/servers/):
-    runs with equal digests measured the same code, and a run whose digest changed while it
-    ran (others editing the work tree) mixed two versions."""
+    runs with equal digests measured the same code."""
     digest = hashlib.sha256()
-    roots = [ROOT / "channels_sio", EXAMPLE_DIR / "example_project", BENCH_DIR / "servers"]
-    for root in roots:
-        for path in sorted(root.rglob("*.py")):
+    for part in SOURCE_PARTS:
+        base = root / part
+        paths = sorted(base.rglob("*.py")) if base.is_dir() else [base]
+        for path in paths:
+            if "node_modules" in path.parts:
+                continue
             with contextlib.suppress(OSError):
-                digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -716,6 +743,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="override a client parameter, e.g. fanout.clients=500 (bench/client/bench.js)",
     )
     parser.add_argument("--out", type=Path, help="results JSON (default bench/results/...)")
+    parser.add_argument(
+        "--no-snapshot",
+        action="store_true",
+        help="run the work tree itself, not a copy taken at the start (edits then show mid-run)",
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -771,7 +803,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--log-level warning --lifespan on (loop and http: auto)",
         "daphne": "-v 0 (no access log; permessage-deflate not negotiated)",
         "machine": machine(),
-        "source_digest": source_digest(),
+        "snapshot": not args.no_snapshot,
     }
     runs: list[dict[str, Any]] = []
 
@@ -780,7 +812,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
 
     log(f"benchmark: {args.rounds} round(s), preset {args.preset}, {pinning}; results -> {out}")
-    with cleanup_on_exit(), tempfile.TemporaryDirectory(prefix="csio-bench-") as log_dir:
+    with cleanup_on_exit(), tempfile.TemporaryDirectory(prefix="csio-bench-") as tmp:
+        log_dir = Path(tmp) / "logs"
+        log_dir.mkdir()
+        root = ROOT if args.no_snapshot else snapshot(Path(tmp) / "src")
+        meta["source_digest"] = source_digest(root)
         for round_no in range(1, args.rounds + 1):
             for scenario in args.scenarios:
                 for app, asgi in configs_for(scenario, args.apps, args.asgi):
@@ -791,13 +827,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         asgi,
                         params[scenario],
                         (server_cores, client_cores),
-                        Path(log_dir),
+                        log_dir,
+                        root,
                     )
                     runs.append(record)
                     log(describe(record))
                     write()
+        meta["source_digest_at_end"] = source_digest(root)
     meta["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
-    meta["source_digest_at_end"] = source_digest()
     write()
     if meta["source_digest_at_end"] != meta["source_digest"]:
         log("WARNING: the code under test changed while the benchmark ran: rounds mixed versions")

@@ -56,11 +56,14 @@ def websocket_route(path: str, engine: EngineSource, middleware: Any = None) -> 
 
 async def shutdown() -> None:
     """Close every session of this process with ``server shutting down``; stop the node."""
-    await get_node().stop()
     for server in SocketIOServer.running():
         await server.shutdown()
     for engine in EngineIOServer.running():
         await engine.shutdown()
+    # The node goes last: broadcasts from disconnect handlers still reach the other processes,
+    # and polls that other nodes forwarded here get their answer (the close packet) rather
+    # than waiting out the forwarding limit.
+    await get_node().stop()
 
 
 async def lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:

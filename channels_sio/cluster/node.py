@@ -53,6 +53,11 @@ HTTP = "channels_sio.http"  # a polling request forwarded to the node owning its
 HTTP_ABORT = "channels_sio.http_abort"
 HTTP_RESPONSE = "channels_sio.http_response"
 
+#: How long a stopping node lets the polls forwarded to it finish answering (seconds).
+STOP_DRAIN = 1.0
+#: Answers a forwarded poll whose owner left the cluster before answering it.
+_OWNER_LOST: dict[str, Any] = {}
+
 
 def _flags_message(flags: BroadcastFlags) -> dict[str, Any]:
     return {
@@ -103,7 +108,10 @@ class Node:
         self._ready = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._replies: dict[str, tuple[list[Any], int, asyncio.Future[None]]] = {}
-        self._http_waiting: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
+        # Forwarded polls waiting for their owner's answer: rid -> (owner node id, answer).
+        self._http_waiting: dict[str, tuple[str, asyncio.Future[dict[str, Any] | None]]] = {}
+        # Polls forwarded to this node being answered.
+        self._http_tasks: set[asyncio.Task[Any]] = set()
         self._http_aborts: dict[str, asyncio.Future[None]] = {}
         self._handlers: dict[str, Callable[[dict[str, Any]], Coroutine[Any, Any, None]]] = {
             EMIT: self._on_emit,
@@ -144,10 +152,11 @@ class Node:
         self.server.bus = self
         self._spawn(self._run())
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -181,7 +190,10 @@ class Node:
         kind = message.get("type", "")
         slow = self._slow_handlers.get(kind)
         if slow is not None:
-            self._spawn(slow(message))
+            task = self._spawn(slow(message))
+            if kind == HTTP:
+                self._http_tasks.add(task)
+                task.add_done_callback(self._http_tasks.discard)
             return
         handler = self._handlers.get(kind)
         if handler is None:
@@ -212,7 +224,7 @@ class Node:
                     peer.id,
                     peer.skipped,
                 )
-                del self.peers[peer.id]
+                self._drop_peer(peer.id)
                 try:
                     # A node killed without BYE would stay in the group until group_expiry
                     # (a day by default), and every group send would still pay for it. If it
@@ -222,8 +234,15 @@ class Node:
                     logger.warning("node %s: could not discard node %s", self.id, peer.id)
 
     async def stop(self) -> None:
-        """Leave the cluster and stop every task. Safe to call more than once."""
+        """Leave the cluster and stop every task. Safe to call more than once.
+
+        Call it once the sessions are closed: the polls other nodes forwarded here then have
+        their answer (the close packet), and get a moment to send it before tasks are cancelled.
+        """
         layer, channel = self.layer, self.channel
+        answering = [task for task in self._http_tasks if not task.done()]
+        if answering:
+            await asyncio.wait(answering, timeout=STOP_DRAIN)
         if self.server.bus is self:
             self.server.bus = None
         tasks = list(self._tasks)
@@ -421,7 +440,17 @@ class Node:
         self._peer_seen(message)
 
     async def _on_bye(self, message: dict[str, Any]) -> None:
-        self.peers.pop(message.get("node", ""), None)
+        self._drop_peer(message.get("node", ""))
+
+    def _drop_peer(self, node: str) -> None:
+        """Forget a node that left (BYE) or was lost (no heartbeat within node_timeout)."""
+        if self.peers.pop(node, None) is None:
+            return
+        # Polls forwarded to it will never be answered: say so now, rather than after the
+        # forwarding limit (ping_interval + ping_timeout + 5 s). The client reconnects.
+        for owner, answer in self._http_waiting.values():
+            if owner == node and not answer.done():
+                answer.set_result(_OWNER_LOST)
 
     async def _on_emit(self, message: dict[str, Any]) -> None:
         nsp = self.server.lookup(message["namespace"])
@@ -517,7 +546,7 @@ class Node:
         loop = asyncio.get_running_loop()
         rid = secrets.token_hex(8)
         answer: asyncio.Future[dict[str, Any] | None] = loop.create_future()
-        self._http_waiting[rid] = answer
+        self._http_waiting[rid] = (peer.id, answer)
         watcher = loop.create_task(receive())
 
         def client_left(_: asyncio.Task[dict[str, Any]]) -> None:
@@ -538,7 +567,9 @@ class Node:
                     "reply_to": self.channel,
                     "method": request.method,
                     "query": request.query,
-                    "headers": request.headers,
+                    # This node checked the origin, and its engine adds the CORS headers to
+                    # the answer: without the origin the owner adds none, so they come once.
+                    "headers": {k: v for k, v in request.headers.items() if k != "origin"},
                     "scheme": request.scheme,
                     "body": request.body,
                     "body_too_large": request.body_too_large,
@@ -556,11 +587,15 @@ class Node:
                 watcher.cancel()
         if reply is None:
             return None
+        if reply is _OWNER_LOST:
+            return error_response(ErrorCode.UNKNOWN_SID)
+        # The configured extra headers too are added here, as to any answer of this engine.
+        extra = {name.lower().encode("latin-1") for name, _ in engine_config.extra_headers}
         return HttpResponse(
             reply["status"],
             reply["body"],
             reply["content_type"],
-            [(bytes(k), bytes(v)) for k, v in reply["headers"]],
+            [(bytes(k), bytes(v)) for k, v in reply["headers"] if bytes(k).lower() not in extra],
         )
 
     async def _on_http(self, message: dict[str, Any]) -> None:
@@ -604,9 +639,9 @@ class Node:
             aborted.set_result(None)
 
     async def _on_http_response(self, message: dict[str, Any]) -> None:
-        answer = self._http_waiting.get(message["rid"])
-        if answer is not None and not answer.done():
-            answer.set_result(message)
+        waiting = self._http_waiting.get(message["rid"])
+        if waiting is not None and not waiting[1].done():
+            waiting[1].set_result(message)
 
 
 _node: Node | None = None

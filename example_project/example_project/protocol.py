@@ -37,8 +37,8 @@ def engineio_echo() -> EngineIOServer:
 
 
 def _is_ours(task: "asyncio.Task[object]") -> bool:
-    if getattr(task.get_coro(), "__qualname__", "") == "Node._run":
-        # The process's cluster listener lives as long as the process: not a leak.
+    if getattr(task.get_coro(), "__qualname__", "") in ("Node._run", "Node._heartbeat"):
+        # The process's cluster listener and heartbeat live as long as the process: no leak.
         return False
     return "channels_sio" in getattr(task.get_coro(), "__qualname__", "") or "channels_sio" in (
         getattr(getattr(task.get_coro(), "cr_code", None), "co_filename", "")

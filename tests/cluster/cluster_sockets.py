@@ -4,7 +4,7 @@ Every handler answers through its acknowledgement, so a client on any node can d
 cross-node operations of the server it is connected to and see their outcome:
 
 ``cast``            a broadcast through an operator built from a spec (to / except / local),
-                    optionally followed by ``flush`` to every socket (see :func:`cast`)
+                    with bytes if asked, then ``flush`` to every socket if asked (:func:`cast`)
 ``ask-all``         a broadcast with acknowledgements (clients answer ``question`` with their name)
 ``fetch``           fetch_sockets, each socket described with the node that holds it
 ``remote``          emit / join / leave / disconnect on one socket found by fetch_sockets
@@ -13,8 +13,9 @@ cross-node operations of the server it is connected to and see their outcome:
 ``node``            this process's node: id, peers, messages sent on the channel layer
 ``measure``         channel-layer messages sent by each of several broadcasts
 
-``cluster-news`` sent by server_side_emit runs :func:`on_news` on the OTHER nodes, which tell
-their own clients with a local ``server-news`` broadcast.
+A socket connected with ``{"announce": true}`` in its auth has its disconnect broadcast to the
+room "watchers" as ``left``. ``cluster-news`` sent by server_side_emit runs :func:`on_news` on
+the OTHER nodes, which tell their own clients with a local ``server-news`` broadcast.
 """
 
 from __future__ import annotations
@@ -74,11 +75,21 @@ async def connect(socket: Socket, auth: dict[str, Any]) -> None:
     socket.join(*_rooms(auth.get("rooms")))
 
 
+async def disconnect(socket: Socket, reason: str) -> None:
+    """A socket connected with ``auth.announce`` tells room "watchers" (on every node) that it
+    left, and why."""
+    if (socket.handshake.auth or {}).get("announce"):
+        await sio.of(NSP).to("watchers").emit("left", socket.data.get("name"), reason)
+
+
 async def cast(socket: Socket, spec: dict[str, Any]) -> str:
     """Broadcast ``spec["event"]``; with ``spec["flush"]``, then ``flush`` to every socket of
     every node: a client that got the flush got the broadcast before it, if it was to get it
     (each node's channel delivers this node's messages in order)."""
-    await _operator(spec).emit(spec["event"], *spec.get("args", []))
+    args = list(spec.get("args", []))
+    if "binary" in spec:  # hex: sent as bytes, so binary attachments cross the bus too
+        args.append({"bytes": bytes.fromhex(spec["binary"])})
+    await _operator(spec).emit(spec["event"], *args)
     if spec.get("flush"):
         await sio.of(NSP).emit("flush", spec["flush"])
     return get_node().id
@@ -181,6 +192,7 @@ async def measure(socket: Socket, spec: dict[str, Any]) -> dict[str, Any]:
 
 for _event, _handler in {
     "connect": connect,
+    "disconnect": disconnect,
     "cast": cast,
     "ask-all": ask_all,
     "fetch": fetch,

@@ -163,6 +163,10 @@ def running_cluster(
         yield cluster
     finally:
         cluster.stop()
+    # Whatever a handler or a node task raised was logged: the test did not see it.
+    for server in cluster.servers:
+        log = server.log_path.read_text(errors="replace")
+        assert "Traceback" not in log, f"{server.kind} {server.url} logged an error:\n{log[-6000:]}"
 
 
 class Driver:
@@ -170,7 +174,8 @@ class Driver:
 
     def __init__(self, deadline: float = 120.0) -> None:
         require_node()
-        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"csio-driver-{os.getpid()}.log"
+        name = f"csio-driver-{os.getpid()}-{secrets.token_hex(3)}.log"
+        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / name
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 ["node", str(NODE_DIR / "cluster_driver.js"), str(int(deadline * 1000))],
@@ -245,11 +250,13 @@ def driver() -> Iterator[Driver]:
 class Proxy:
     """tests/node/cluster_proxy.js: round-robin HTTP proxy in front of some servers."""
 
-    def __init__(self, servers: Sequence[ServerProcess]) -> None:
+    def __init__(self, servers: Sequence[ServerProcess], upgrades_to: int | None = None) -> None:
         require_node()
-        ports = [str(s.port) for s in servers]
+        args = [str(s.port) for s in servers]
+        if upgrades_to is not None:  # else WebSocket upgrades are refused
+            args.insert(0, f"--upgrades-to={upgrades_to}")
         self.proc = subprocess.Popen(
-            ["node", str(NODE_DIR / "cluster_proxy.js"), *ports],
+            ["node", str(NODE_DIR / "cluster_proxy.js"), *args],
             cwd=TESTS_DIR,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -281,3 +288,13 @@ class Proxy:
             self.proc.wait()
         if self.proc.stdout is not None:
             self.proc.stdout.close()
+
+
+@contextlib.contextmanager
+def proxied(servers: Sequence[ServerProcess], upgrades_to: int | None = None) -> Iterator[Proxy]:
+    """A round-robin proxy in front of ``servers``, closed afterwards."""
+    proxy = Proxy(servers, upgrades_to)
+    try:
+        yield proxy
+    finally:
+        proxy.close()

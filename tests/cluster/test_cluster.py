@@ -120,6 +120,15 @@ def test_room_broadcast_from_any_node_reaches_each_member_once(clients: Clients)
         )
 
 
+def test_binary_broadcast_crosses_nodes(clients: Clients) -> None:
+    members, others = _members_and_others(clients)
+    spec = {"event": "news", "args": ["bin"], "binary": "00ff10", "to": "r", "flush": "bin"}
+    clients.call("N1", "cast", spec)
+    got = clients.flushed(members + others, "bin")
+    as_json = {"bytes": {"type": "Buffer", "data": [0, 255, 16]}}  # a Buffer in the client
+    assert got == {name: [["news", "bin", as_json]] if name in members else [] for name in got}
+
+
 def test_broadcast_acks_aggregate_every_node(clients: Clients) -> None:
     members, _ = _members_and_others(clients)
     assert clients.call("N1", "ask-all", {"to": "r", "timeout": 3000}) == {"responses": members}

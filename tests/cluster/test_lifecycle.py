@@ -5,8 +5,13 @@ group_expiry 2 s, node_heartbeat 500 ms, node_timeout 30 s)."""
 
 from __future__ import annotations
 
+import json
+import signal
+import threading
 import time
+from typing import Any
 
+import httpx
 import pytest
 import redis
 
@@ -46,14 +51,17 @@ def test_a_stopping_node_says_bye(redis_url: str, driver: Driver) -> None:
     kinds = ("uvicorn", "uvicorn", "daphne")
     with running_cluster(redis_url, SETTINGS, kinds) as cluster:
         for node in range(3):
-            driver("open", name=f"C{node}", url=cluster[node].url)
+            auth = {"data": {"name": f"C{node}"}, "announce": True}
+            driver("open", name=f"C{node}", url=cluster[node].url, auth=auth)
+        driver("open", name="W", url=cluster[0].url, auth={"rooms": ["watchers"]})
         group = f"{cluster.env['CSIO_LAYER_PREFIX']}:group:channels_sio.nodes"
         client = redis.Redis.from_url(redis_url, socket_timeout=2)
         try:
             assert client.zcard(group) == 3
             # uvicorn: SIGTERM runs the lifespan shutdown, which stops the node.
             stopped_at = time.monotonic()
-            assert cluster[1].stop() == 0
+            # A clean exit (uvicorn re-raises the SIGTERM it handled).
+            assert cluster[1].stop() in (0, -signal.SIGTERM), cluster[1].log()
             for node in (0, 2):
                 expected = [cluster.ids[2 - node]]
                 wait_for(
@@ -63,11 +71,50 @@ def test_a_stopping_node_says_bye(redis_url: str, driver: Driver) -> None:
                 )
             # Far sooner than node_timeout (30 s): because of its BYE.
             assert time.monotonic() - stopped_at < 5
+            # It closed its sessions before leaving: its disconnect handler's broadcast
+            # reached the watcher on node 0.
+            left = driver("wait", name="W", event="left")
+            assert left == [["left", "C1", "server shutting down"]]
             assert client.zcard(group) == 2
             # daphne runs no lifespan: its reactor shutdown stops the node.
-            assert cluster[2].stop() == 0
+            assert cluster[2].stop() in (0, -signal.SIGTERM), cluster[2].log()
             wait_for(lambda: cluster.node(cluster[0])["peers"] == [], 2, "daphne node dropped")
+            left = driver("wait", name="W", event="left", count=2)
+            assert left[1] == ["left", "C2", "server shutting down"]
             assert client.zcard(group) == 1
             assert driver("state", name="C0")["connected"] is True
         finally:
             client.close()
+
+
+@pytest.mark.parametrize("owner_kind", ["uvicorn", "daphne"])
+def test_a_poll_forwarded_to_a_stopping_node_gets_its_close_packet(
+    redis_url: str, owner_kind: str
+) -> None:
+    """The stopping node closes its sessions before it leaves: a poll that another node
+    forwarded to it is answered with the close packet, not after the forwarding limit
+    (ping_interval + ping_timeout + 5 s = 20 s here)."""
+    with running_cluster(redis_url, SETTINGS, (owner_kind, "uvicorn")) as cluster:
+        owner, other = cluster[0], cluster[1]
+        with httpx.Client(timeout=30) as http:
+            opened = http.get(
+                owner.url + "/socket.io/", params={"EIO": "4", "transport": "polling"}
+            )
+            params = {"EIO": "4", "transport": "polling", "sid": json.loads(opened.text[1:])["sid"]}
+            assert http.post(other.url + "/socket.io/", params=params, content="40").text == "ok"
+            assert http.get(other.url + "/socket.io/", params=params).text.startswith("40{")
+            answered: dict[str, Any] = {}
+
+            def poll() -> None:
+                answer = http.get(other.url + "/socket.io/", params=params)
+                answered["poll"] = (answer.status_code, answer.text, time.monotonic())
+
+            poller = threading.Thread(target=poll)
+            poller.start()
+            time.sleep(0.5)  # the poll waits at the owner, through the other node
+            stopping = time.monotonic()
+            assert owner.stop() in (0, -signal.SIGTERM), owner.log()
+            poller.join(25)
+        status, body, at = answered["poll"]
+        assert (status, body) == (200, "1")  # CLOSE ("server shutting down")
+        assert at - stopping < 3

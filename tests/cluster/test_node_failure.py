@@ -4,9 +4,13 @@ request_timeout 1 s)."""
 
 from __future__ import annotations
 
+import json
 import signal
+import threading
 import time
+from typing import Any
 
+import httpx
 import pytest
 import redis
 
@@ -34,6 +38,24 @@ def test_killed_node_is_dropped_and_the_others_carry_on(redis_url: str, driver: 
             return sorted(names[s["id"]] for s in found)
 
         assert fetched("A0") == ["A0", "A1", "A2"]
+        # A polling session of the victim, its long poll forwarded by node 0.
+        http = httpx.Client(timeout=10)
+        opened = http.get(
+            cluster[2].url + "/socket.io/", params={"EIO": "4", "transport": "polling"}
+        )
+        params = {"EIO": "4", "transport": "polling", "sid": json.loads(opened.text[1:])["sid"]}
+        assert http.post(cluster[0].url + "/socket.io/", params=params, content="40").text == "ok"
+        assert http.get(cluster[0].url + "/socket.io/", params=params).text.startswith("40{")
+        answered: dict[str, Any] = {}
+
+        def poll() -> None:
+            answer = http.get(cluster[0].url + "/socket.io/", params=params)
+            answered["poll"] = (answer.status_code, answer.json(), time.monotonic())
+
+        poller = threading.Thread(target=poll)
+        poller.start()
+        time.sleep(0.3)
+
         victim = cluster[2].proc
         assert victim is not None
         victim.send_signal(signal.SIGKILL)
@@ -75,3 +97,10 @@ def test_killed_node_is_dropped_and_the_others_carry_on(redis_url: str, driver: 
             assert answer == {"responses": ["A0", "A1"]}
             assert time.monotonic() - started < REQUEST_TIMEOUT
         assert driver("disconnected", name="A2") == "transport close"
+        # The forwarded poll was answered once its owner was declared lost, not after the
+        # forwarding limit (ping_interval + ping_timeout + 5 s = 20 s here).
+        poller.join(5)
+        http.close()
+        status, body, at = answered["poll"]
+        assert (status, body) == (400, {"code": 1, "message": "Session ID unknown"})
+        assert at - killed_at < bound

@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Iterator
 
 import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from .conftest import Driver, Proxy, running_cluster
+from .conftest import Cluster, Driver, proxied, running_cluster, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.node]
 
@@ -22,119 +23,173 @@ UNKNOWN_SID = {"code": 1, "message": "Session ID unknown"}
 CHAT_SECONDS = 3.0  # with ping_interval 300 ms: about ten heartbeats
 
 
-def test_polling_client_alternating_between_nodes_chats(redis_url: str, driver: Driver) -> None:
+@pytest.fixture(scope="module")
+def forwarding(redis_url: str) -> Iterator[Cluster]:
+    """Two nodes forwarding polls (settings_polling), uvicorn and daphne."""
     settings = "tests.cluster.settings_polling"
     with running_cluster(redis_url, settings, ("uvicorn", "daphne")) as cluster:
-        proxy = Proxy(cluster.servers)
-        try:
-            polling = driver(
-                "open",
-                name="P",
-                url=proxy.url,
-                transports="polling",
-                auth={"rooms": ["chat"]},
-            )
-            owner = cluster.ids[0] if polling["eio"].startswith(cluster.ids[0]) else cluster.ids[1]
-            assert polling["eio"].startswith(owner)
-            for node in (0, 1):
-                driver("open", name=f"W{node}", url=cluster[node].url, auth={"rooms": ["chat"]})
-            started = time.monotonic()
-            turn = 0
-            while time.monotonic() - started < CHAT_SECONDS:
-                # The polling client emits with an acknowledgement, and is broadcast to.
-                sent_from = driver(
-                    "call",
-                    name="P",
-                    event="cast",
-                    args=[{"event": "chat", "args": ["P", turn], "to": "chat"}],
-                )
-                assert sent_from == owner
-                other = f"W{turn % 2}"
-                driver(
-                    "call",
-                    name=other,
-                    event="cast",
-                    args=[{"event": "chat", "args": [other, turn], "to": "chat"}],
-                )
-                for name in ("P", "W0", "W1"):
-                    driver("wait", name=name, event="chat", count=2 * (turn + 1))
-                turn += 1
-                time.sleep(0.1)
-            expected = []
-            for number in range(turn):
-                expected += [["chat", "P", number], ["chat", f"W{number % 2}", number]]
-            for name in ("P", "W0", "W1"):
-                assert driver("events", name=name, event="chat") == expected, name
-            state = driver("state", name="P")
-            assert state["connected"] is True
-            assert state["eio"] == polling["eio"]  # the same session all along
-            assert state["transport"] == "polling"
+        yield cluster
 
-            log = [e for e in proxy.log() if e["sid"] == polling["eio"]]
-            pending = [e for e in log if e["status"] is None]
-            assert [e["method"] for e in pending] in ([], ["GET"])  # the long poll in progress
-            answered = [e for e in log if e["status"] is not None]
-            assert all(e["status"] == 200 for e in answered), answered
-            by_node = Counter(
-                cluster.ids[0] if e["backend"] == cluster[0].port else cluster.ids[1] for e in log
-            )
-            # Half of the requests landed on the node that does not own the sid.
-            assert min(by_node.values()) >= turn, by_node
-            assert set(by_node) == set(cluster.ids.values())
-        finally:
-            driver("close", name="P")
-            proxy.close()
+
+def _cast(driver: Driver, name: str, turn: int) -> str:
+    spec = {"event": "chat", "args": [name, turn], "to": "chat"}
+    return str(driver("call", name=name, event="cast", args=[spec]))
+
+
+def test_polling_client_alternating_between_nodes_chats(
+    forwarding: Cluster, driver: Driver
+) -> None:
+    cluster = forwarding
+    with proxied(cluster.servers) as proxy:
+        polling = driver(
+            "open", name="P", url=proxy.url, transports="polling", auth={"rooms": ["chat"]}
+        )
+        owner = next(i for i in (0, 1) if polling["eio"].startswith(cluster.ids[i]))
+        for node in (0, 1):
+            driver("open", name=f"W{node}", url=cluster[node].url, auth={"rooms": ["chat"]})
+        started = time.monotonic()
+        turn = 0
+        while time.monotonic() - started < CHAT_SECONDS:
+            # The polling client emits with an acknowledgement, and gets broadcasts from
+            # clients of both nodes.
+            assert _cast(driver, "P", turn) == cluster.ids[owner]
+            _cast(driver, f"W{turn % 2}", turn)
+            turn += 1
+            for name in ("P", "W0", "W1"):
+                driver("wait", name=name, event="chat", count=2 * turn)
+            time.sleep(0.1)
+        expected = []
+        for number in range(turn):
+            expected += [["chat", "P", number], ["chat", f"W{number % 2}", number]]
+        for name in ("P", "W0", "W1"):
+            assert driver("events", name=name, event="chat") == expected, name
+        state = driver("state", name="P")
+        assert state["connected"] is True
+        assert state["eio"] == polling["eio"]  # one session all along, through ~10 pings
+        assert state["transport"] == "polling"
+
+        log = [e for e in proxy.log() if e["sid"] == polling["eio"]]
+        pending = [e for e in log if e["status"] is None]
+        assert [e["method"] for e in pending] in ([], ["GET"])  # the long poll in progress
+        answered = [e for e in log if e["status"] is not None]
+        assert all(e["status"] == 200 for e in answered), answered
+        # Half of the requests landed on the node that does not own the sid.
+        by_port = Counter(e["backend"] for e in log)
+        assert set(by_port) == {cluster[0].port, cluster[1].port}
+        assert min(by_port.values()) >= turn, by_port
+        driver("close", name="P")
+
+
+@pytest.mark.parametrize(
+    ("upgrades_to", "transport"),
+    [pytest.param(1, "polling", id="to-other-node"), pytest.param(0, "websocket", id="to-owner")],
+)
+def test_upgrade_through_a_proxy_without_stickiness(
+    forwarding: Cluster, driver: Driver, upgrades_to: int, transport: str
+) -> None:
+    """The client upgrades when its probe reaches the owner; otherwise the probe is refused
+    and it carries on over polling, forwarded."""
+    cluster = forwarding
+    with proxied(cluster.servers, upgrades_to) as proxy:
+        client = driver(
+            "open",
+            name="U",
+            url=proxy.url,
+            transports="polling,websocket",
+            auth={"rooms": ["chat"]},
+        )
+        # The handshake is the proxy's first request: node 0 owns the session.
+        assert client["eio"].startswith(cluster.ids[0])
+        driver("open", name="W1", url=cluster[1].url, auth={"rooms": ["chat"]})
+        wait_for(
+            lambda: [e["sid"] for e in proxy.log() if e["method"] == "UPGRADE"] == [client["eio"]],
+            5,
+            "the upgrade probe",
+        )
+        wait_for(lambda: driver("state", name="U")["transport"] == transport, 5, f"on {transport}")
+        time.sleep(0.5)  # a refused probe leaves the client as it was
+        for turn in range(5):
+            _cast(driver, "U", turn)
+            _cast(driver, "W1", turn)
+            for name in ("U", "W1"):
+                driver("wait", name=name, event="chat", count=2 * (turn + 1))
+        state = driver("state", name="U")
+        assert (state["connected"], state["eio"], state["transport"]) == (
+            True,
+            client["eio"],
+            transport,
+        )
+        driver("close", name="U")
 
 
 def test_without_forwarding_the_other_node_answers_session_id_unknown(
     redis_url: str, driver: Driver
 ) -> None:
     settings = "tests.cluster.settings_no_forward"
-    with running_cluster(redis_url, settings, ("uvicorn", "uvicorn")) as cluster:
-        proxy = Proxy(cluster.servers)
-        try:
-            outcome = driver("tryOpen", name="P", url=proxy.url, transports="polling")
-            if "error" not in outcome:
-                # Connected through a lucky order of requests: the next one fails.
-                assert driver("disconnected", name="P") == "transport error"
-            log = proxy.log()
-            handshake = log[0]
-            assert handshake["sid"] is None and handshake["status"] == 200
-            refused = [e for e in log if e["status"] == 400]
-            assert refused, log
-            for entry in refused:
-                assert entry["backend"] != handshake["backend"]  # the node not owning the sid
-                assert json.loads(entry["body"]) == UNKNOWN_SID
-        finally:
-            driver("close", name="P")
-            proxy.close()
+    with (
+        running_cluster(redis_url, settings, ("uvicorn", "uvicorn")) as cluster,
+        proxied(cluster.servers) as proxy,
+    ):
+        outcome = driver("tryOpen", name="P", url=proxy.url, transports="polling")
+        if "error" not in outcome:
+            # Connected through a lucky order of requests: the next one fails.
+            assert driver("disconnected", name="P") == "transport error"
+        assert driver("state", name="P")["connected"] is False
+        log = proxy.log()
+        handshake = log[0]
+        assert (handshake["sid"], handshake["status"]) == (None, 200)
+        refused = [e for e in log if e["status"] == 400]
+        assert refused, log
+        for entry in refused:
+            assert entry["backend"] != handshake["backend"]  # the node not owning the sid
+            assert json.loads(entry["body"]) == UNKNOWN_SID
+        driver("close", name="P")
 
 
-def test_websocket_upgrade_on_another_node_is_refused(redis_url: str) -> None:
-    settings = "tests.cluster.settings_polling"
-    with running_cluster(redis_url, settings, ("uvicorn", "daphne")) as cluster:
-        owner, other = cluster[0], cluster[1]
-        with httpx.Client(timeout=5) as http:
-            opened = http.get(
-                owner.url + "/socket.io/", params={"EIO": "4", "transport": "polling"}
-            )
-            sid = json.loads(opened.text[1:])["sid"]
-            assert sid.startswith(cluster.ids[0])
-            query = f"EIO=4&transport=websocket&sid={sid}"
-            with connect(f"ws://127.0.0.1:{other.port}/socket.io/?{query}", open_timeout=5) as ws:
-                # Accepted, then closed at once, with nothing sent.
-                with pytest.raises(ConnectionClosed):
-                    ws.recv(timeout=3)
-            # The session carries on over polling, through either node.
-            params = {"EIO": "4", "transport": "polling", "sid": sid}
-            answer = http.post(other.url + "/socket.io/", params=params, content="40")
+def _handshake(http: httpx.Client, server_url: str, **headers: str) -> str:
+    opened = http.get(
+        server_url + "/socket.io/", params={"EIO": "4", "transport": "polling"}, headers=headers
+    )
+    return str(json.loads(opened.text[1:])["sid"])
+
+
+def test_websocket_upgrade_on_another_node_is_refused(forwarding: Cluster) -> None:
+    owner, other = forwarding[0], forwarding[1]
+    with httpx.Client(timeout=5) as http:
+        sid = _handshake(http, owner.url)
+        assert sid.startswith(forwarding.ids[0])
+        query = f"EIO=4&transport=websocket&sid={sid}"
+        # Accepted, then closed at once, with nothing sent.
+        with (
+            connect(f"ws://127.0.0.1:{other.port}/socket.io/?{query}", open_timeout=5) as ws,
+            pytest.raises(ConnectionClosed),
+        ):
+            ws.recv(timeout=3)
+        # The session carries on over polling, through either node.
+        params = {"EIO": "4", "transport": "polling", "sid": sid}
+        answer = http.post(other.url + "/socket.io/", params=params, content="40")
+        assert (answer.status_code, answer.text) == (200, "ok")
+        answer = http.get(other.url + "/socket.io/", params=params)
+        assert answer.status_code == 200
+        assert answer.text.startswith("40{")  # the CONNECT reply, forwarded
+        answer = http.get(owner.url + "/socket.io/", params=params)
+        assert (answer.status_code, answer.text) == (200, "2")  # the next ping
+        # Its owner takes the upgrade.
+        with connect(f"ws://127.0.0.1:{owner.port}/socket.io/?{query}", open_timeout=5) as ws:
+            ws.send("2probe")
+            assert ws.recv(timeout=3) == "3probe"
+
+
+def test_forwarded_answers_carry_cors_headers_once(forwarding: Cluster) -> None:
+    owner, other = forwarding[0], forwarding[1]
+    origin = "http://client.example"
+    with httpx.Client(timeout=5, headers={"origin": origin}) as http:
+        sid = _handshake(http, owner.url)
+        params = {"EIO": "4", "transport": "polling", "sid": sid}
+        for server in (owner, other):  # direct, then forwarded
+            answer = http.post(server.url + "/socket.io/", params=params, content="3")
             assert (answer.status_code, answer.text) == (200, "ok")
-            answer = http.get(other.url + "/socket.io/", params=params)
-            assert answer.status_code == 200
-            assert answer.text.startswith("40{")  # the CONNECT reply, forwarded
-            answer = http.get(owner.url + "/socket.io/", params=params)
-            assert (answer.status_code, answer.text) == (200, "2")  # the next ping
-            # And over WebSocket through its owner, with the probe.
-            with connect(f"ws://127.0.0.1:{owner.port}/socket.io/?{query}", open_timeout=5) as ws:
-                ws.send("2probe")
-                assert ws.recv(timeout=3) == "3probe"
+            assert answer.headers.get_list("access-control-allow-origin") == [origin]
+            assert answer.headers.get_list("access-control-allow-credentials") == ["true"]
+        answer = http.post(other.url + "/socket.io/", params=params, content="1")  # close
+        assert answer.status_code == 200

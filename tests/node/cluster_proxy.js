@@ -2,14 +2,19 @@
 // goes to backend n % backends, whatever its sid. Listens on 127.0.0.1 (a free port), prints
 // {"port": N} once listening, and logs every proxied request; GET /_proxy/log answers the log
 // as JSON: [{n, backend, method, sid, status, body (for answers >= 400)}]. WebSocket upgrades
-// are refused (the tests drive polling-only clients through it).
+// are logged too (method "UPGRADE", status null) and all go to one backend, chosen with
+// --upgrades-to=INDEX, or are refused (403) without it.
 //
-// Usage: node cluster_proxy.js BACKEND_PORT [BACKEND_PORT ...]. It exits when stdin closes, and
-// after DEADLINE ms (60000) whatever happens.
+// Usage: node cluster_proxy.js [--upgrades-to=INDEX] BACKEND_PORT [BACKEND_PORT ...]. It exits
+// when stdin closes, and after DEADLINE ms (60000) whatever happens.
 const http = require("http");
+const net = require("net");
 
 const DEADLINE = 60000;
-const backends = process.argv.slice(2).map(Number);
+const flags = process.argv.slice(2).filter((a) => a.startsWith("--"));
+const backends = process.argv.slice(2).filter((a) => !a.startsWith("--")).map(Number);
+const upgradesFlag = flags.find((f) => f.startsWith("--upgrades-to="));
+const upgradesTo = upgradesFlag ? backends[Number(upgradesFlag.split("=")[1])] : null;
 const log = [];
 let counter = 0;
 // No keep-alive towards the backends: every request is its own connection, so nothing but
@@ -67,11 +72,39 @@ const server = http.createServer((req, res) => {
   req.pipe(upstream);
 });
 
-server.on("upgrade", (req, socket) => {
-  socket.end("HTTP/1.1 403 Forbidden\r\nconnection: close\r\n\r\n");
+const tunnels = new Set();
+
+server.on("upgrade", (req, socket, head) => {
+  const sid = new URL(req.url, "http://proxy").searchParams.get("sid");
+  log.push({ n: null, backend: upgradesTo, method: "UPGRADE", sid, status: null, body: null });
+  if (upgradesTo === null) {
+    socket.end("HTTP/1.1 403 Forbidden\r\nconnection: close\r\n\r\n");
+    return;
+  }
+  // A raw tunnel: the request head as it came, then bytes both ways.
+  const upstream = net.connect(upgradesTo, "127.0.0.1", () => {
+    const lines = [`${req.method} ${req.url} HTTP/1.1`];
+    for (let i = 0; i < req.rawHeaders.length; i += 2) {
+      const name = req.rawHeaders[i];
+      const value = name.toLowerCase() === "host" ? `127.0.0.1:${upgradesTo}` : req.rawHeaders[i + 1];
+      lines.push(`${name}: ${value}`);
+    }
+    upstream.write(lines.join("\r\n") + "\r\n\r\n");
+    if (head && head.length) upstream.write(head);
+    upstream.pipe(socket);
+    socket.pipe(upstream);
+  });
+  tunnels.add(upstream).add(socket);
+  const end = () => {
+    upstream.destroy();
+    socket.destroy();
+  };
+  upstream.on("error", end).on("close", end);
+  socket.on("error", end).on("close", end);
 });
 
 function shutdown() {
+  for (const tunnel of tunnels) tunnel.destroy();
   server.close();
   server.closeAllConnections();
   setTimeout(() => process.exit(0), 50).unref();

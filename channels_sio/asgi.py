@@ -10,11 +10,11 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
 from django.urls import URLPattern, re_path
 
 from . import conf
+from .auth import SessionAuthMiddleware
 from .cluster import get_node
 from .engineio import EngineIOServer
 from .socketio import SocketIOServer
@@ -40,17 +40,48 @@ def _pattern(path: str) -> str:
     return rf"^{re.escape(path.strip('/'))}/?$"
 
 
+# An Engine.IO request that names its session: every poll and POST after the handshake, and
+# the WebSocket that upgrades a polling session.
+_NAMES_SESSION = re.compile(rb"(?:^|&)sid=")
+
+
+def _handshake_only(app: Any, middleware: Any) -> Any:
+    """``app`` behind ``middleware`` for the request that opens a session, bare for the rest.
+
+    Handlers only ever see the scope of the request that opened the session
+    (``Session.context``), so running the middleware again for each poll would only repeat
+    its work: with ``AuthMiddlewareStack``, two thread-pool round trips per request.
+    """
+    if middleware is None:
+        return app
+    wrapped = middleware(app)
+
+    async def route(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if _NAMES_SESSION.search(scope.get("query_string", b"")):
+            await app(scope, receive, send)
+        else:
+            await wrapped(scope, receive, send)
+
+    return route
+
+
 def http_route(path: str, engine: EngineSource, middleware: Any = None) -> URLPattern:
-    """A URLRouter entry serving Engine.IO long-polling at ``path``."""
-    app = PollingConsumer.as_asgi(engine=engine)
-    route: URLPattern = re_path(_pattern(path), middleware(app) if middleware else app)
+    """A URLRouter entry serving Engine.IO long-polling at ``path``.
+
+    ``middleware`` wraps the handshake request only; see ``get_application``.
+    """
+    app = _handshake_only(PollingConsumer.as_asgi(engine=engine), middleware)
+    route: URLPattern = re_path(_pattern(path), app)
     return route
 
 
 def websocket_route(path: str, engine: EngineSource, middleware: Any = None) -> URLPattern:
-    """A URLRouter entry serving Engine.IO WebSockets at ``path``."""
-    app = WebSocketConsumer.as_asgi(engine=engine)
-    route: URLPattern = re_path(_pattern(path), middleware(app) if middleware else app)
+    """A URLRouter entry serving Engine.IO WebSockets at ``path``.
+
+    ``middleware`` wraps the handshake only, not the WebSocket that upgrades a polling session.
+    """
+    app = _handshake_only(WebSocketConsumer.as_asgi(engine=engine), middleware)
+    route: URLPattern = re_path(_pattern(path), app)
     return route
 
 
@@ -123,7 +154,7 @@ def get_application(
     django_app: Any,
     *,
     engines: Mapping[str, EngineSource] | None = None,
-    middleware: Any = AuthMiddlewareStack,
+    middleware: Any = SessionAuthMiddleware,
     server: SocketIOServer | None = None,
 ) -> ProtocolTypeRouter:
     """The project's ASGI application: Socket.IO and Engine.IO endpoints in front of Django.
@@ -132,9 +163,12 @@ def get_application(
     ``engines`` adds raw Engine.IO servers: URL path -> server, or a zero-argument callable
     returning the same server each time (so settings are read on first use). ``server``
     replaces the project's Socket.IO server (tests use that for isolated servers). Plain
-    HTTP requests to other paths go to ``django_app``. Engine.IO requests of both transports
-    pass through ``middleware`` (Channels' ``AuthMiddlewareStack`` by default, so handlers see
-    the Django user and session); ``None`` for none.
+    HTTP requests to other paths go to ``django_app``. The request that opens an Engine.IO
+    session, on either transport, passes through ``middleware``
+    (:class:`~channels_sio.auth.SessionAuthMiddleware` by default, so handlers see the Django
+    user and session, as with Channels' ``AuthMiddlewareStack``, which works too); ``None``
+    for none. Later requests of the session (polls, posts, the upgrade) skip it: handlers see
+    the opening request's scope.
     """
     _shutdown_with_reactor()
     sio_engine: EngineSource = socketio_engine if server is None else (lambda: server.engine)

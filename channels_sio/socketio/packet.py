@@ -35,9 +35,23 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not valid JSON")
 
 
+class _BinaryFound(Exception):
+    """Raised out of the JSON encoder when the data holds bytes (attachments)."""
+
+
+def _no_binary(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        raise _BinaryFound
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 # allow_nan=False: a NaN or Infinity written out would make JavaScript clients drop the
 # connection, so emitting one raises ValueError instead of sending a malformed packet.
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+# default=_no_binary: most packets hold no bytes, so they are encoded in one pass of the C
+# encoder, which calls it only on bytes (or on what JSON cannot hold).
+_dumps = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_no_binary
+).encode
 _loads = json.JSONDecoder(parse_constant=_not_json).decode
 
 
@@ -90,34 +104,31 @@ def _deconstruct(data: Any, buffers: list[bytes]) -> Any:
     return data
 
 
-def _has_binary(data: Any) -> bool:
-    if isinstance(data, bytes | bytearray | memoryview):
-        return True
-    if isinstance(data, list | tuple):
-        return any(_has_binary(item) for item in data)
-    if isinstance(data, dict):
-        return any(_has_binary(value) for value in data.values())
-    return False
-
-
 def encode(packet: Packet) -> list[str | bytes]:
     """Encode a packet as Engine.IO messages: the text header, then any binary attachments."""
     kind = packet.type
     data = packet.data
     buffers: list[bytes] = []
-    if kind in (PacketType.EVENT, PacketType.ACK) and _has_binary(data):
-        kind = PacketType.BINARY_EVENT if kind is PacketType.EVENT else PacketType.BINARY_ACK
-        data = _deconstruct(data, buffers)
-    parts = [str(int(kind))]
-    if buffers:
-        parts.append(f"{len(buffers)}-")
-    if packet.namespace != "/":
-        parts.append(packet.namespace + ",")
-    if packet.id is not None:
-        parts.append(str(packet.id))
+    body = ""
     if data is not None:
-        parts.append(_dumps(data))
-    return ["".join(parts), *buffers]
+        try:
+            body = _dumps(data)
+        except _BinaryFound:
+            if kind is PacketType.EVENT:
+                kind = PacketType.BINARY_EVENT
+            elif kind is PacketType.ACK:
+                kind = PacketType.BINARY_ACK
+            else:
+                raise TypeError(f"{kind.name} packets cannot carry binary data") from None
+            body = _dumps(_deconstruct(data, buffers))
+    header = str(int(kind))
+    if buffers:
+        header += f"{len(buffers)}-"
+    if packet.namespace != "/":
+        header += packet.namespace + ","
+    if packet.id is not None:
+        header += str(packet.id)
+    return [header + body, *buffers]
 
 
 def _reconstruct(data: Any, buffers: list[bytes]) -> Any:

@@ -87,8 +87,9 @@ class Socket:
     """One client's connection to one namespace.
 
     ``id`` is this socket's own id (never the Engine.IO sid). ``scope`` is the ASGI scope of
-    the connection, so ``user`` and ``session`` are Django's when the application is wrapped in
-    Channels' ``AuthMiddlewareStack``. ``data`` is free for the application.
+    the request that opened the connection, so ``user`` and ``session`` are Django's when it went
+    through the connection middleware (``get_application``'s default, or Channels'
+    ``AuthMiddlewareStack``). ``data`` is free for the application.
     """
 
     def __init__(self, nsp: Namespace, client: Client, auth: dict[str, Any]) -> None:
@@ -115,12 +116,12 @@ class Socket:
 
     @property
     def user(self) -> Any:
-        """The Django user from ``AuthMiddlewareStack`` (``AnonymousUser`` when logged out)."""
+        """The Django user of the opening request (``AnonymousUser`` when logged out)."""
         return self.scope.get("user")
 
     @property
     def session(self) -> Any:
-        """The Django session from ``SessionMiddlewareStack`` / ``AuthMiddlewareStack``."""
+        """The Django session of the opening request (changes are saved by the handler)."""
         return self.scope.get("session")
 
     @property

@@ -34,8 +34,7 @@ class SocketIOCommunicator:
             await client.disconnect()
 
     Server pings are answered while waiting. ``headers`` is a list of ``(bytes, bytes)`` pairs,
-    e.g. ``[(b"cookie", b"sessionid=...")]`` to be a logged-in user under
-    ``AuthMiddlewareStack``.
+    e.g. ``[(b"cookie", b"sessionid=...")]`` to be a logged-in user.
     """
 
     def __init__(

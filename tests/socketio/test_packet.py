@@ -156,6 +156,17 @@ def test_encode_refuses_what_json_cannot_carry(value: float) -> None:
         encode(Packet(E, data=["x", value]))
 
 
+@pytest.mark.parametrize("value", [{1, 2}, object(), 1j])
+def test_encode_refuses_values_json_has_no_form_for(value: Any) -> None:
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        encode(Packet(E, data=["x", {"nested": [value]}]))
+
+
+def test_only_events_and_acks_carry_binary() -> None:
+    with pytest.raises(TypeError, match="CONNECT packets cannot carry binary data"):
+        encode(Packet(PacketType.CONNECT, data={"token": b"\x01"}))
+
+
 # -- decode ---------------------------------------------------------------------------------
 
 # (Engine.IO messages, packet, from_server)

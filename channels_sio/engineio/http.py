@@ -8,9 +8,22 @@ from urllib.parse import parse_qsl
 
 from .errors import ErrorCode, error_body
 
-__all__ = ["HttpRequest", "HttpResponse", "error_response"]
+__all__ = ["HttpRequest", "HttpResponse", "error_response", "parse_query"]
 
 _SCHEMES = {"ws": "http", "wss": "https"}
+
+
+def parse_query(query: str) -> dict[str, str]:
+    """``dict(parse_qsl(query))``, without its per-pair decoding when nothing is escaped."""
+    if "%" in query or "+" in query:
+        return dict(parse_qsl(query))
+    # As parse_qsl: pairs without a value are dropped, and a later duplicate wins.
+    parsed: dict[str, str] = {}
+    for pair in query.split("&"):
+        name, _, value = pair.partition("=")
+        if value:
+            parsed[name] = value
+    return parsed
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,13 +43,15 @@ class HttpRequest:
         cls, scope: dict[str, Any], body: bytes = b"", *, body_too_large: bool = False
     ) -> HttpRequest:
         """Build a request from an ASGI ``http`` or ``websocket`` scope."""
-        headers: dict[str, str] = {}
-        for name, value in scope.get("headers", ()):
-            headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        # ASGI servers give header names in lower case (Channels' middlewares rely on it too).
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in scope.get("headers", ())
+        }
         scheme = scope.get("scheme", "http")
         return cls(
             method=scope.get("method", "GET"),
-            query=dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))),
+            query=parse_query(scope.get("query_string", b"").decode("latin-1")),
             headers=headers,
             scheme=_SCHEMES.get(scheme, scheme),
             body=body,

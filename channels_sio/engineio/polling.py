@@ -25,6 +25,9 @@ _OK = b"ok"
 #: (``Payload.max_decode_packets``), so a burst of emits must not go out in one response.
 MAX_PACKETS_PER_POLL = 16
 
+#: Seconds a poll waits before the server starts watching for the client giving up on it.
+WATCH_AFTER = 0.05
+
 
 class PollingTransport(Transport):
     """Polling side of one session. GETs wait for packets; POSTs carry the client's packets."""
@@ -121,19 +124,27 @@ class PollingTransport(Transport):
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         self._waiter = waiter
-        watcher: asyncio.Task[dict[str, Any]] = loop.create_task(receive())
+        watcher: asyncio.Task[dict[str, Any]] | None = None
 
         def client_left(_: asyncio.Task[dict[str, Any]]) -> None:
             if not waiter.done():
                 waiter.set_result(None)
 
-        watcher.add_done_callback(client_left)
+        def watch() -> None:
+            nonlocal watcher
+            watcher = loop.create_task(receive())
+            watcher.add_done_callback(client_left)
+
+        # Most polls are answered within milliseconds (an acknowledgement, a broadcast), so the
+        # task that notices a client giving up is only started for a poll that waits longer.
+        start_watching = loop.call_later(WATCH_AFTER, watch)
         try:
             await waiter
         finally:
             self._waiter = None
-            client_gone = watcher.done()
-            if not client_gone:
+            start_watching.cancel()
+            client_gone = watcher is not None and watcher.done()
+            if watcher is not None and not client_gone:
                 watcher.remove_done_callback(client_left)
                 watcher.cancel()
         return not client_gone

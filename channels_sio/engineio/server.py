@@ -63,6 +63,10 @@ class EngineIOServer:
 
     def __init__(self, config: EngineIOConfig | None = None) -> None:
         self.config = config or EngineIOConfig()
+        self._extra_headers = [
+            (name.encode("latin-1"), value.encode("latin-1"))
+            for name, value in self.config.extra_headers
+        ]
         self.sessions: dict[str, Session] = {}
         self._connect: ConnectHandler | None = None
         self._message: MessageHandler | None = None
@@ -209,9 +213,7 @@ class EngineIOServer:
         response = await self._route_http(request, receive)
         if response is not None:
             response.headers.extend(self._cors_headers(request))
-            response.headers.extend(
-                (k.encode("latin-1"), v.encode("latin-1")) for k, v in self.config.extra_headers
-            )
+            response.headers.extend(self._extra_headers)
         return response
 
     async def _route_http(self, request: HttpRequest, receive: Receive) -> HttpResponse | None:

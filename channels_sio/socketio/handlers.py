@@ -87,6 +87,9 @@ class NamespaceHandler:
 
 def is_async(handler: Handler) -> bool:
     """Whether calling ``handler`` returns an awaitable (``async def`` function or method)."""
+    code = getattr(handler, "__code__", None)
+    if code is not None and code.co_flags & inspect.CO_COROUTINE:
+        return True  # the common case, checked on every event without inspect's unwrapping
     return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
         getattr(handler, "__call__", None)  # noqa: B004  (objects with an async __call__)
     )

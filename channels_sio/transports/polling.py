@@ -7,7 +7,7 @@ from typing import Any
 from channels.generic.http import AsyncHttpConsumer
 
 from ..engineio import HttpRequest
-from .base import EngineSource, resolve_engine, track_consumer_task
+from .base import EngineSource, resolve_engine, track_consumer_task, untrack_consumer_task
 
 __all__ = ["PollingConsumer"]
 
@@ -26,7 +26,13 @@ class PollingConsumer(AsyncHttpConsumer):
         # through database_sync_to_async, which closes old connections itself.
         self.scope = scope
         self.base_send = send
-        track_consumer_task()
+        task = track_consumer_task()
+        try:
+            await self._answer(scope, receive, send)
+        finally:
+            untrack_consumer_task(task)
+
+    async def _answer(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         engine = resolve_engine(self.engine_source)
         limit = engine.config.max_payload
         chunks: list[bytes] = []

@@ -9,7 +9,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from ..engineio import HttpRequest
 from ..engineio.websocket import CLOSE_NORMAL, WebSocketTransport
-from .base import EngineSource, resolve_engine, track_consumer_task
+from .base import EngineSource, resolve_engine, track_consumer_task, untrack_consumer_task
 
 __all__ = ["WebSocketConsumer"]
 
@@ -29,7 +29,7 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
         # ORM work in handlers goes through database_sync_to_async, which does that cleanup.
         self.scope = scope
         self.base_send = send
-        track_consumer_task()
+        task = track_consumer_task()
         try:
             while True:
                 message = await receive()
@@ -52,6 +52,8 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
             if self.transport is not None:
                 await self.transport.server_stopping()
             raise
+        finally:
+            untrack_consumer_task(task)
 
     async def send_frame(self, data: str | bytes) -> None:
         if isinstance(data, str):

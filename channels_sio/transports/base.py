@@ -39,4 +39,4 @@ def track_consumer_task() -> asyncio.Task[Any] | None:
 
 
 def untrack_consumer_task(task: asyncio.Task[Any] | None) -> None:
-    consumer_tasks.discard(task)  # type: ignore[arg-type]
+    consumer_tasks.discard(task)

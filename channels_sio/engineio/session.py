@@ -102,7 +102,7 @@ class Session:
         self._probe: Transport | None = None
         self._heartbeat: asyncio.TimerHandle | None = None
         self._upgrade_timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], None] = {}  # an ordered set, small when empty
 
     def __repr__(self) -> str:
         return f"<Session {self.sid} {self.state.value} {self.transport.name}>"
@@ -130,11 +130,11 @@ class Session:
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
+        self._tasks[task] = None
         task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        self._tasks.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             logger.error("session %s: background task failed", self.sid, exc_info=task.exception())
 

@@ -52,7 +52,8 @@ class Handshake:
     time: str = ""
 
     @classmethod
-    def from_scope(cls, scope: Any, auth: dict[str, Any]) -> Handshake:
+    def from_scope(cls, scope: Any, auth: dict[str, Any], now: float) -> Handshake:
+        """The handshake of a connection opened by ``scope``, at ``now`` (``time.time()``)."""
         if not isinstance(scope, dict):
             return cls(auth=auth)
         headers = {
@@ -61,7 +62,6 @@ class Handshake:
         }
         query_string = scope.get("query_string", b"").decode("latin-1")
         client = scope.get("client")
-        now = time.time()
         return cls(
             headers=headers,
             query=dict(parse_qsl(query_string)),
@@ -96,18 +96,31 @@ class Socket:
         self.id = secrets.token_urlsafe(15)
         self.nsp = nsp
         self.client = client
-        self.handshake = Handshake.from_scope(client.session.context, auth)
+        self._auth = auth
+        self._connected_at = time.time()
+        self._handshake: Handshake | None = None
         self.data: dict[str, Any] = {}
         self.state = SocketState.CONNECTING
         self.recovered = False
         self.acks: dict[int, AckCallback] = {}
-        self._waiting: set[asyncio.Future[list[Any]]] = set()
+        # A dict as an ordered set: an empty one is a third the size of an empty set, and
+        # most sockets never wait for an acknowledgement.
+        self._waiting: dict[asyncio.Future[list[Any]], None] = {}
         self._queued: list[list[EnginePacket]] = []
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} {self.nsp.name} {self.state.value}>"
 
     # -- Django and connection facts ------------------------------------------------------
+
+    @property
+    def handshake(self) -> Handshake:
+        """What the client sent when it connected (built on first use)."""
+        if self._handshake is None:
+            self._handshake = Handshake.from_scope(
+                self.client.session.context, self._auth, self._connected_at
+            )
+        return self._handshake
 
     @property
     def scope(self) -> dict[str, Any]:
@@ -183,7 +196,7 @@ class Socket:
                 future.set_result(ack_args)
 
         self.acks[ack_id] = on_ack
-        self._waiting.add(future)
+        self._waiting[future] = None
         try:
             await self._send(packet)
             result = await asyncio.wait_for(future, timeout)
@@ -191,7 +204,7 @@ class Socket:
             raise AckTimeoutError(f"no acknowledgement for {event!r} within {timeout}s") from None
         finally:
             self.acks.pop(ack_id, None)
-            self._waiting.discard(future)
+            self._waiting.pop(future, None)
         if len(result) == 1:
             return result[0]
         return tuple(result) if result else None

@@ -634,7 +634,7 @@ async def test_missing_pong_closes_with_ping_timeout(
     assert transport.closed == [CloseReason.PING_TIMEOUT]
     assert len(transport.of_type(PacketType.PING)) == 3
     assert server.sessions == {}
-    assert session._tasks == set()
+    assert not session._tasks
 
 
 async def test_late_pong_does_not_reopen(server: EngineIOServer, recorder: Recorder) -> None:
@@ -671,7 +671,7 @@ async def test_close_cancels_background_tasks(server: EngineIOServer) -> None:
     await session.close(CloseReason.FORCED_CLOSE)
     await asyncio.wait(tasks, timeout=1)
     assert all(task.cancelled() for task in tasks)
-    assert session._tasks == set()
+    assert not session._tasks
 
 
 async def test_ping_timeout_close_cancels_the_stuck_ping_write(
@@ -687,7 +687,7 @@ async def test_ping_timeout_close_cancels_the_stuck_ping_write(
         await recorder.disconnected.wait()
     await settle(session)
     assert ping_write.cancelled()
-    assert session._tasks == set()
+    assert not session._tasks
     assert session.close_reason is CloseReason.PING_TIMEOUT
 
 

@@ -39,6 +39,9 @@ class WebSocketTransport(Transport):
         self.sink = sink
         self.session: Session | None = None
         self._max_payload = max_payload
+        # Frames up to this many characters are within max_payload whatever their encoding
+        # (UTF-8 takes at most 4 bytes per character), so only longer ones are measured.
+        self._surely_fits = max_payload // 4
         # A list, swapped out whole by the writer: an idle socket's queue is empty, and an
         # empty deque costs ten times an empty list.
         self._queue: list[Packet] = []
@@ -85,18 +88,15 @@ class WebSocketTransport(Transport):
             session._spawn(session.close(CloseReason.TRANSPORT_ERROR))
 
     def _too_large(self, frame: str | bytes) -> bool:
-        limit = self._max_payload
-        if len(frame) <= limit // 4:
-            return False
         size = len(frame.encode()) if isinstance(frame, str) else len(frame)
-        return size > limit
+        return size > self._max_payload
 
     async def receive(self, frame: str | bytes) -> None:
         """One frame from the client."""
         session = self.session
         if session is None or self._closed:
             return
-        if self._too_large(frame):
+        if len(frame) > self._surely_fits and self._too_large(frame):
             logger.info("session %s: frame over max_payload", session.sid)
             await self._fail(session, CLOSE_MESSAGE_TOO_BIG, CloseReason.TRANSPORT_ERROR)
             return

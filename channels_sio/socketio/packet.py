@@ -8,6 +8,7 @@ error says what was wrong and where.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -52,7 +53,20 @@ def _no_binary(value: Any) -> Any:
 _dumps = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_no_binary
 ).encode
-_loads = json.JSONDecoder(parse_constant=_not_json).decode
+_decoder = json.JSONDecoder(parse_constant=_not_json)
+_raw_decode = _decoder.raw_decode
+
+
+def _loads(text: str) -> Any:
+    # raw_decode skips decode()'s two whitespace regex matches. Clients send no whitespace
+    # around the JSON; if one does, decode() (which allows it) has the last word.
+    try:
+        value, end = _raw_decode(text)
+    except ValueError:
+        return _decoder.decode(text)
+    if end != len(text):
+        return _decoder.decode(text)
+    return value
 
 
 class PacketType(IntEnum):
@@ -188,6 +202,11 @@ class Decoder:
         return packet
 
 
+# After the type and attachment count: the namespace up to its comma (or the end), then the
+# ack id's ASCII digits.
+_HEADER = re.compile(r"(?:(/[^,]*),?)?([0-9]*)")
+
+
 def _decode_text(text: str, max_attachments: int) -> tuple[Packet, int]:
     if not text:
         raise SocketIOParseError("empty packet")
@@ -208,20 +227,17 @@ def _decode_text(text: str, max_attachments: int) -> tuple[Packet, int]:
                 f"{attachments} attachments announced; 1 to {max_attachments} allowed"
             )
         pos = dash + 1
-    namespace = "/"
-    if pos < end and text[pos] == "/":
-        comma = text.find(",", pos)
-        stop = end if comma == -1 else comma
-        namespace = text[pos:stop]
-        pos = stop + 1 if comma != -1 else stop
-    start = pos
-    while pos < end and "0" <= text[pos] <= "9":
-        pos += 1
+    header = _HEADER.match(text, pos)
+    assert header is not None  # every part of the pattern may be empty
+    namespace = header[1] or "/"
+    digits = header[2]
     packet_id = None
-    if pos > start:
-        if pos - start > MAX_ID_DIGITS:
+    if digits:
+        if len(digits) > MAX_ID_DIGITS:
+            start = header.start(2)
             raise SocketIOParseError(f"ack id longer than {MAX_ID_DIGITS} digits at byte {start}")
-        packet_id = int(text[start:pos])
+        packet_id = int(digits)
+    pos = header.end()
     data = None
     if pos < end:
         try:

@@ -79,7 +79,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--app", choices=list(APPS), default="channels_sio")
     parser.add_argument("--asgi", choices=ASGI_SERVERS, default="uvicorn")
-    parser.add_argument("--scenario", choices=SCENARIOS, default="echo")
+    # One server process: the multi-process cluster scenario is not profiled here.
+    single = [scenario for scenario in SCENARIOS if scenario != "cluster"]
+    parser.add_argument("--scenario", choices=single, default="echo")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="full")
     parser.add_argument("--rate", type=int, default=500, help="samples per second")
     parser.add_argument("--top", type=int, default=25)
@@ -119,7 +121,7 @@ def main() -> int:
                     preexec_fn=_child_setup(client_cores),
                 )
                 _live[spy.pid] = spy
-                result = run_client(args.scenario, server, dict(params), client_cores)
+                result = run_client(args.scenario, [server], dict(params), client_cores)
                 spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
                 try:
                     spy.wait(30)

@@ -1,6 +1,6 @@
 """Benchmarks side by side: channels_sio against python-socketio on the same ASGI servers.
 
-    python bench/run.py [--rounds 3] [--quick] [--scenarios echo polling fanout connect]
+    python bench/run.py [--rounds 3] [--quick] [--scenarios echo polling fanout connect cluster]
 
 One run alternates the servers A B A B over the rounds: channels_sio (the example project with
 ``example_project.settings_bench``) and python-socketio's ASGI app with the same handlers
@@ -10,6 +10,11 @@ when the run starts (others may edit the work tree meanwhile). Every (round, sce
 gets a fresh server process pinned to core 0; the load generator (``bench/client/bench.js``,
 the official socket.io-client on Node) is pinned to core 1, and reads the server's CPU time
 (utime + stime of /proc/PID/stat) right before and after its measured window.
+
+The cluster scenario runs ``cluster.workers`` uvicorn processes of each app on Redis
+(``settings_bench_redis``; ``bench/servers/pysio_redis_app.py``), all pinned to core 0, in a
+Redis database of the benchmark's own (``--redis-url``), flushed before every measurement; the
+server's CPU is summed over the processes, and Redis's command counts are read around the window.
 
 It prints a table per scenario (median and min-max of throughput and of the server's CPU time
 per unit over the rounds), the ratio channels_sio / python-socketio per round on the same ASGI
@@ -42,6 +47,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "bench"
@@ -49,8 +55,14 @@ CLIENT_DIR = BENCH_DIR / "client"
 CLIENT_SCRIPT = CLIENT_DIR / "bench.js"
 RESULTS_DIR = BENCH_DIR / "results"
 
-SCENARIOS = ("echo", "polling", "fanout", "connect")
-UNITS = {"echo": "msg", "polling": "msg", "fanout": "delivery", "connect": "conn"}
+SCENARIOS = ("echo", "polling", "fanout", "connect", "cluster")
+UNITS = {
+    "echo": "msg",
+    "polling": "msg",
+    "fanout": "delivery",
+    "connect": "conn",
+    "cluster": "delivery",
+}
 SERVER_CORE = 0
 CLIENT_CORE = 1
 
@@ -76,6 +88,27 @@ APPS = {
     "python-socketio": App("python-socketio", "bench.servers.pysio_app:app", ".", (".",)),
     "raw": App("raw", "bench.servers.raw_echo:app", ".", (".",), socketio=False),
 }
+# The same apps on Redis, for the cluster scenario: REDIS_URL is given to these only.
+CLUSTER_APPS = {
+    "channels_sio": App(
+        "channels_sio",
+        "example_project.asgi:application",
+        "example_project",
+        ("example_project", "."),
+        (("DJANGO_SETTINGS_MODULE", "example_project.settings_bench_redis"), ("DJANGO_DEBUG", "0")),
+    ),
+    "python-socketio": App("python-socketio", "bench.servers.pysio_redis_app:app", ".", (".",)),
+}
+CLUSTER_ASGI = "uvicorn"
+# The Redis database of the cluster scenario (on REDIS_URL's server): flushed before and after
+# every measurement, so no run sees another run's nodes.
+CLUSTER_REDIS_DB = 5
+# The Redis command that carries one channel-layer message, per app. python-socketio publishes
+# each broadcast once (PUBLISH; Redis pushes it to every subscribed process). channels-redis
+# checks a channel's capacity with one ZCOUNT before it enqueues each message, in send() and,
+# inside its Lua script, for each channel of a group_send: ZCOUNT counts the messages (ZADD
+# would also count the receiver's backup copy and group joins).
+LAYER_MESSAGE_COMMAND = {"channels_sio": "zcount", "python-socketio": "publish"}
 ASGI_SERVERS = ("uvicorn", "daphne")
 # The order of one round: the pair compared on each ASGI server runs back to back (A B), then
 # the floor. Rounds repeat it: A B A B.
@@ -87,8 +120,9 @@ CONFIGS = (
     ("raw", "uvicorn"),
 )
 
-# Client parameters per preset and scenario (bench/client/bench.js options). count: round
-# trips (echo, polling), broadcasts (fanout); clients: connections held (connect). Polling keeps
+# Client parameters per preset and scenario (bench/client/bench.js options, and the runner's:
+# RUNNER_OPTIONS). count: round trips (echo, polling), broadcasts (fanout, cluster); clients:
+# connections held (connect), spread round-robin over the workers (cluster). Polling keeps
 # its HTTP connections alive, as browsers do (socket.io-client's Node default opens a connection
 # per request, which costs the client core more than the server: --set polling.keepalive=0).
 PRESETS: dict[str, dict[str, dict[str, float]]] = {
@@ -103,6 +137,13 @@ PRESETS: dict[str, dict[str, dict[str, float]]] = {
         },
         "fanout": {"clients": 1000, "count": 40, "warmup": 3, "window-seconds": 25},
         "connect": {"clients": 1000, "warmup": 20, "window-seconds": 25},
+        "cluster": {
+            "workers": 2,
+            "clients": 500,
+            "count": 200,
+            "warmup": 5,
+            "window-seconds": 25,
+        },
     },
     "quick": {
         "echo": {"clients": 50, "count": 4000, "warmup": 5, "window-seconds": 10},
@@ -115,12 +156,14 @@ PRESETS: dict[str, dict[str, dict[str, float]]] = {
         },
         "fanout": {"clients": 200, "count": 20, "warmup": 2, "window-seconds": 10},
         "connect": {"clients": 200, "warmup": 10, "window-seconds": 10},
+        "cluster": {"workers": 2, "clients": 200, "count": 100, "warmup": 3, "window-seconds": 10},
     },
     "smoke": {
         "echo": {"clients": 4, "count": 100, "warmup": 2, "window-seconds": 5},
         "polling": {"clients": 3, "count": 30, "warmup": 1, "window-seconds": 5, "keepalive": 1},
         "fanout": {"clients": 10, "count": 5, "warmup": 1, "window-seconds": 5},
         "connect": {"clients": 10, "warmup": 2, "window-seconds": 5, "settle-ms": 200},
+        "cluster": {"workers": 2, "clients": 6, "count": 5, "warmup": 1, "window-seconds": 5},
     },
 }
 
@@ -133,9 +176,19 @@ TARGETS = {
     ("echo", "daphne"): 1.8,
 }
 TARGET_RSS_KB_PER_IDLE_CONN = 28.0
+# Scenario-specific columns of the tables: (title, key of the run record and of the summary).
+EXTRA_COLUMNS = {
+    "connect": (("RSS KB / idle conn", "rss_kb_per_idle_conn"),),
+    "cluster": (
+        ("Redis commands / broadcast", "redis_commands_per_broadcast"),
+        ("layer messages / broadcast", "layer_messages_per_broadcast"),
+        ("Redis CPU µs/delivery", "redis_cpu_us_per_unit"),
+    ),
+}
 MIN_ROUNDS_FOR_VERDICT = 3
 
 FLAG_OPTIONS = {"keepalive"}  # bench.js options without a value
+RUNNER_OPTIONS = {"workers"}  # parameters of the servers, not of bench.js
 
 SERVER_START_TIMEOUT = 40.0
 SERVER_STOP_TIMEOUT = 10.0
@@ -216,21 +269,36 @@ def affinity() -> tuple[set[int] | None, set[int] | None, str]:
     return {server}, {client}, f"server on core {server}, client on core {client}"
 
 
+#: uvicorn's WebSocket implementation: ``websockets-sansio`` is the one uvicorn recommends (its
+#: ``websockets`` is the deprecated legacy implementation, which ``--ws auto`` will stop using).
+UVICORN_WS = ("websockets-sansio", "websockets", "wsproto")
+
+
 class Server:
     """One ASGI server process serving one app; ``pid`` is the process the client measures."""
 
     def __init__(
-        self, app: App, asgi: str, cores: set[int] | None, log_dir: Path, root: Path = ROOT
+        self,
+        app: App,
+        asgi: str,
+        cores: set[int] | None,
+        log_dir: Path,
+        root: Path = ROOT,
+        env: dict[str, str] | None = None,
+        uvicorn_ws: str = UVICORN_WS[0],
     ) -> None:
         self.app = app
         self.root = root
         self.asgi = asgi
+        self.uvicorn_ws = uvicorn_ws
         self.cores = cores
+        self.env = env or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"{app.name}-{asgi}-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.exit_code: int | None = None
+        self.started = 0.0
 
     @property
     def pid(self) -> int:
@@ -249,7 +317,7 @@ class Server:
                 "--port",
                 str(self.port),
                 "--ws",
-                "websockets",
+                self.uvicorn_ws,
                 "--ws-per-message-deflate",
                 "false",
                 "--no-access-log",
@@ -277,11 +345,17 @@ class Server:
 
     def start(self, timeout: float = SERVER_START_TIMEOUT) -> float:
         """Start and wait until it answers HTTP; returns the seconds that took."""
-        env = {**os.environ, **dict(self.app.env)}
-        env.pop("PYTHONASYNCIODEBUG", None)
+        self.spawn()
+        return self.wait_ready(self.started + timeout)
+
+    def spawn(self) -> None:
+        # REDIS_URL turns the example project into a cluster member: only ``env`` gives it.
+        env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "PYTHONASYNCIODEBUG")}
+        env.update(self.app.env)
+        env.update(self.env)
         # First on the path: the source root's channels_sio wins over the editable install.
         env["PYTHONPATH"] = os.pathsep.join(str(self.root / p) for p in self.app.pythonpath)
-        started = time.monotonic()
+        self.started = time.monotonic()
         with self.log_path.open("wb") as log_file:
             self.proc = subprocess.Popen(
                 self.command(),
@@ -293,10 +367,13 @@ class Server:
                 preexec_fn=_child_setup(self.cores),
             )
         _live[self.proc.pid] = self.proc
+
+    def wait_ready(self, deadline: float) -> float:
+        """Wait until it answers HTTP (until ``deadline``, monotonic); seconds since spawn()."""
+        assert self.proc is not None
         # Any HTTP answer from the application: an Engine.IO error for an unknown transport
         # (no session is created), or the raw echo's 404.
         path = "/socket.io/?EIO=4&transport=bench-ready" if self.app.socketio else "/"
-        deadline = started + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self} exited at start:\n{self.log_tail()}")
@@ -304,12 +381,13 @@ class Server:
             try:
                 conn.request("GET", path)
                 conn.getresponse().read()
-                return time.monotonic() - started
+                return time.monotonic() - self.started
             except OSError:
                 time.sleep(0.1)
             finally:
                 conn.close()
-        raise RuntimeError(f"{self} did not answer within {timeout} s:\n{self.log_tail()}")
+        waited = deadline - self.started
+        raise RuntimeError(f"{self} did not answer within {waited:.0f} s:\n{self.log_tail()}")
 
     def stop(self) -> int | None:
         if self.proc is not None:
@@ -340,10 +418,15 @@ def ensure_client() -> None:
 
 
 def run_client(
-    scenario: str, server: Server, params: dict[str, float], cores: set[int] | None
+    scenario: str,
+    servers: Sequence[Server],
+    params: dict[str, float],
+    cores: set[int] | None,
+    redis_url: str | None = None,
 ) -> dict[str, Any]:
-    """Run the load generator once against ``server``; its JSON result (``ok`` false on error)."""
-    client_scenario = scenario if server.app.socketio else "raw-echo"
+    """Run the load generator once against ``servers`` (one, or the processes of a cluster);
+    its JSON result (``ok`` false on error)."""
+    client_scenario = scenario if servers[0].app.socketio else "raw-echo"
     window = float(params.get("window-seconds", 25))
     deadline = window + CLIENT_SETUP_SECONDS
     args = [
@@ -352,15 +435,19 @@ def run_client(
         "--scenario",
         client_scenario,
         "--url",
-        server.url,
+        ",".join(server.url for server in servers),
         "--pid",
-        str(server.pid),
+        ",".join(str(server.pid) for server in servers),
         "--clk-tck",
         str(os.sysconf("SC_CLK_TCK")),
         "--deadline-seconds",
         str(deadline),
     ]
+    if redis_url:
+        args += ["--redis-url", redis_url]
     for key, value in params.items():
+        if key in RUNNER_OPTIONS:
+            continue
         if key in FLAG_OPTIONS:
             args += [f"--{key}"] if value else []
         else:
@@ -405,8 +492,52 @@ def configs_for(
             continue
         if not APPS[app].socketio and scenario != "echo":
             continue
+        if scenario == "cluster" and (app not in CLUSTER_APPS or asgi != CLUSTER_ASGI):
+            continue
         chosen.append((app, asgi))
     return chosen
+
+
+def default_redis_url() -> str:
+    """The cluster scenario's Redis: REDIS_URL's server (else 127.0.0.1:6379), its own database."""
+    base = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379"
+    return urlunsplit(urlsplit(base)._replace(path=f"/{CLUSTER_REDIS_DB}"))
+
+
+@contextlib.contextmanager
+def redis_client(url: str) -> Iterator[Any]:
+    """A redis-py client, bounded in time; its errors become RuntimeError (a failed run)."""
+    import redis  # only the cluster scenario needs it; channels-redis depends on it
+
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        yield client
+    except redis.RedisError as exc:
+        raise RuntimeError(f"Redis at {url}: {exc}") from exc
+    finally:
+        client.close()
+
+
+def start_servers(servers: Sequence[Server], timeout: float = SERVER_START_TIMEOUT) -> float:
+    """Start the servers together and wait until all answer; returns the seconds that took."""
+    for server in servers:
+        server.spawn()
+    deadline = time.monotonic() + timeout
+    return max([server.wait_ready(deadline) for server in servers])
+
+
+def layer_costs(app: str, record: dict[str, Any]) -> dict[str, float]:
+    """Redis commands per measured broadcast: all of them, and those carrying a message."""
+    broadcasts = record.get("broadcasts") or 0
+    commands: dict[str, int] = record.get("redis_commands") or {}
+    if not broadcasts:
+        return {}
+    return {
+        "redis_commands_per_broadcast": round(sum(commands.values()) / broadcasts, 2),
+        "layer_messages_per_broadcast": round(
+            commands.get(LAYER_MESSAGE_COMMAND[app], 0) / broadcasts, 2
+        ),
+    }
 
 
 def run_one(
@@ -418,23 +549,47 @@ def run_one(
     cores: tuple[set[int] | None, set[int] | None],
     log_dir: Path,
     root: Path = ROOT,
+    redis_url: str | None = None,
+    uvicorn_ws: str = UVICORN_WS[0],
 ) -> dict[str, Any]:
-    server = Server(APPS[app], asgi, cores[0], log_dir, root)
     record: dict[str, Any] = {"round": round_no, "scenario": scenario, "app": app, "asgi": asgi}
+    cluster_redis = (redis_url or default_redis_url()) if scenario == "cluster" else None
+    if cluster_redis:
+        record["workers"] = int(params["workers"])
+        env = {"REDIS_URL": cluster_redis}
+        servers = [
+            Server(CLUSTER_APPS[app], asgi, cores[0], log_dir, root, env, uvicorn_ws)
+            for _ in range(record["workers"])
+        ]
+    else:
+        servers = [Server(APPS[app], asgi, cores[0], log_dir, root, uvicorn_ws=uvicorn_ws)]
     try:
-        record["server_start_s"] = round(server.start(), 3)
-        result = run_client(scenario, server, params, cores[1])
+        if cluster_redis:
+            with redis_client(cluster_redis) as client:
+                client.flushdb()
+        record["server_start_s"] = round(start_servers(servers), 3)
+        result = run_client(scenario, servers, params, cores[1], cluster_redis)
         result["client_scenario"] = result.pop("scenario", None)
         record.update({k: v for k, v in result.items() if k not in record})
+        if cluster_redis and record.get("ok"):
+            record.update(layer_costs(app, record))
     except RuntimeError as exc:
         record.update(ok=False, error=str(exc))
     finally:
-        server.stop()
-    record["server_exit_code"] = server.exit_code
+        for server in servers:
+            server.stop()
+        if cluster_redis:
+            # Leave nothing behind (the nodes' channels and group).
+            with contextlib.suppress(RuntimeError), redis_client(cluster_redis) as client:
+                client.flushdb()
+    codes = [server.exit_code for server in servers]
+    record["server_exit_code"] = next((code for code in codes if code), codes[0])
     with contextlib.suppress(OSError):
         record["loadavg"] = Path("/proc/loadavg").read_text().split()[:3]
     if not record.get("ok"):
-        record["server_log_tail"] = server.log_tail()
+        record["server_log_tail"] = "\n".join(
+            f"== {server.log_path.name}\n{server.log_tail()}" for server in servers
+        )
     return record
 
 
@@ -454,6 +609,12 @@ def describe(record: dict[str, Any]) -> str:
         text += f", p50 {record['p50_ms']} ms p99 {record['p99_ms']} ms"
     if record.get("rss_kb_per_idle_conn") is not None:
         text += f", {record['rss_kb_per_idle_conn']} KB RSS/idle conn"
+    if record.get("redis_commands_per_broadcast") is not None:
+        text += (
+            f", {record['workers']} workers, {record['redis_commands_per_broadcast']} Redis "
+            f"commands/broadcast ({record['layer_messages_per_broadcast']} layer messages), "
+            f"Redis {record['redis_cpu_us_per_unit']} µs CPU/{record['unit']}"
+        )
     return text
 
 
@@ -518,6 +679,8 @@ def machine() -> dict[str, Any]:
         "channels",
         "python-socketio",
         "python-engineio",
+        "channels-redis",
+        "redis",
         "uvicorn",
         "websockets",
         "uvloop",
@@ -596,10 +759,8 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
                     [r["other_cpu_util"] for r in ok if r.get("other_cpu_util") is not None]
                 ),
             }
-            if scenario == "connect":
-                entry["rss_kb_per_idle_conn"] = _spread(
-                    [r["rss_kb_per_idle_conn"] for r in ok if r.get("rss_kb_per_idle_conn")]
-                )
+            for _, key in EXTRA_COLUMNS.get(scenario, ()):
+                entry[key] = _spread([r[key] for r in ok if r.get(key) is not None])
             per_server[f"{app}@{asgi}"] = entry
         servers[scenario] = per_server
         per_asgi: dict[str, Any] = {}
@@ -675,24 +836,22 @@ def format_tables(summary: dict[str, Any]) -> str:
     out = []
     for scenario, per_server in summary["servers"].items():
         unit = UNITS[scenario]
-        extra = " | RSS KB / idle conn" if scenario == "connect" else ""
+        extra = EXTRA_COLUMNS.get(scenario, ())
         out.append(f"### {scenario}\n")
         out.append(
             f"| server | {unit}/s | server CPU µs/{unit} | p50 ms | p99 ms | client core "
-            f"| other load{extra} |"
+            f"| other load |" + "".join(f" {title} |" for title, _ in extra)
         )
-        out.append("|---|---|---|---|---|---|---|" + ("---|" if extra else ""))
+        out.append("|---|---|---|---|---|---|---|" + "---|" * len(extra))
         for name, entry in per_server.items():
             failed = f" ({entry['failed']} failed)" if entry["failed"] else ""
             row = (
                 f"| {name}{failed} | {_cell(entry['throughput'])} | "
                 f"{_cell(entry['cpu_us_per_unit'])} | {_cell(entry['p50_ms'])} | "
                 f"{_cell(entry['p99_ms'])} | {_cell(entry['client_cpu_util'])} | "
-                f"{_cell(entry['other_cpu_util'])}"
+                f"{_cell(entry['other_cpu_util'])} |"
             )
-            if extra:
-                row += f" | {_cell(entry.get('rss_kb_per_idle_conn'))}"
-            out.append(row + " |")
+            out.append(row + "".join(f" {_cell(entry.get(key))} |" for _, key in extra))
         out.append("")
     if summary["ratios"]:
         out.append("### channels_sio / python-socketio, same ASGI server, same round\n")
@@ -736,6 +895,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--apps", nargs="+", choices=list(APPS), default=list(APPS))
     parser.add_argument("--asgi", nargs="+", choices=ASGI_SERVERS, default=list(ASGI_SERVERS))
     parser.add_argument(
+        "--uvicorn-ws",
+        choices=UVICORN_WS,
+        default=UVICORN_WS[0],
+        help=f"uvicorn's WebSocket implementation (default {UVICORN_WS[0]})",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -743,6 +908,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="override a client parameter, e.g. fanout.clients=500 (bench/client/bench.js)",
     )
     parser.add_argument("--out", type=Path, help="results JSON (default bench/results/...)")
+    parser.add_argument(
+        "--redis-url",
+        default=default_redis_url(),
+        help="the cluster scenario's Redis database, flushed before every measurement "
+        f"(default: REDIS_URL's server, database {CLUSTER_REDIS_DB})",
+    )
     parser.add_argument(
         "--no-snapshot",
         action="store_true",
@@ -799,12 +970,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         "preset": args.preset,
         "params": params,
         "pinning": pinning,
-        "uvicorn": "--ws websockets --ws-per-message-deflate false --no-access-log "
+        "uvicorn": f"--ws {args.uvicorn_ws} --ws-per-message-deflate false --no-access-log "
         "--log-level warning --lifespan on (loop and http: auto)",
         "daphne": "-v 0 (no access log; permessage-deflate not negotiated)",
         "machine": machine(),
         "snapshot": not args.no_snapshot,
     }
+    if "cluster" in args.scenarios:
+        try:
+            with redis_client(args.redis_url) as client:
+                version = client.info("server")["redis_version"]
+        except RuntimeError as exc:
+            raise SystemExit(
+                f"the cluster scenario needs Redis: {exc} (--redis-url, or other --scenarios)"
+            ) from None
+        meta["cluster"] = {
+            "redis_url": args.redis_url,
+            "redis_version": version,
+            "workers": "cluster.workers uvicorn processes, a port each, all on the server "
+            "core; clients round-robin over them, the emitter on the first",
+            "layer_message_command": LAYER_MESSAGE_COMMAND,
+        }
     runs: list[dict[str, Any]] = []
 
     def write() -> None:
@@ -829,6 +1015,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         (server_cores, client_cores),
                         log_dir,
                         root,
+                        args.redis_url,
+                        args.uvicorn_ws,
                     )
                     runs.append(record)
                     log(describe(record))

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Load generator of the channels_sio benchmarks (bench/run.py drives it; docs/benchmarks.md).
 //
-//   node bench.js --scenario echo|polling|fanout|connect|raw-echo --url http://127.0.0.1:PORT
+//   node bench.js --scenario echo|polling|fanout|connect|raw-echo|cluster --url http://127.0.0.1:PORT
 //                 [--pid SERVER_PID --clk-tck 100] [--clients C] [--count N] [--warmup W]
 //                 [--concurrency K] [--inflight B] [--window-seconds S] [--deadline-seconds D]
+//                 [--redis-url redis://HOST:PORT]
 //
 // Prints ONE JSON line on stdout: the result of the run, or {"ok": false, "error": ...}.
 // Every loop is bounded by a count AND by time: the measured window stops at --window-seconds
@@ -13,19 +14,25 @@
 // With --pid, the server's CPU time (utime + stime of /proc/PID/stat, all its threads) is read
 // right before and right after the measured window, and its RSS (VmRSS of /proc/PID/status)
 // where the scenario needs it: the server's cost per unit is measured where the load is made.
+//
+// cluster: the fan-out over several server processes sharing Redis. --url and --pid take
+// comma-separated lists (one per process; clients are spread round-robin over the URLs, CPU
+// and RSS are summed over the pids), and Redis's INFO counters (commands by name, CPU) are read
+// right before and after the window from --redis-url.
 "use strict";
 
 const fs = require("fs");
 const http = require("http");
+const net = require("net");
 const { io } = require("socket.io-client");
 const { Fetch } = require("engine.io-client");
 const WebSocket = require("ws");
 
 const DEFAULTS = {
   scenario: "echo",
-  url: "http://127.0.0.1:8000",
+  url: "http://127.0.0.1:8000", // cluster: one per server process, comma-separated
   path: "/socket.io/",
-  pid: 0,
+  pid: "", // idem
   "clk-tck": 100,
   clients: 50,
   count: 10000, // echo / polling / raw-echo: round trips; fanout: broadcasts; connect: unused
@@ -39,6 +46,9 @@ const DEFAULTS = {
   "settle-ms": 1000, // connect: pause before reading the RSS of the idle connections
   keepalive: false, // polling over XHR: a keep-alive HTTP agent (the client's default: a connection per request)
   "polling-impl": "xhr", // polling: "xhr" (the client's default in Node) or "fetch" (engine.io-client's Fetch)
+  "redis-url": "", // cluster: the Redis whose INFO counters are read around the window
+  "probe-ms": 1000, // cluster: how long one readiness probe waits for every client
+  probes: 30, // cluster: readiness probes at most
 };
 
 function parseArgs(argv) {
@@ -59,6 +69,8 @@ function parseArgs(argv) {
       throw new Error(`${arg} needs a number`);
     }
   }
+  opts.urls = opts.url.split(",");
+  opts.pids = opts.pid ? opts.pid.split(",").map(Number) : [];
   return opts;
 }
 
@@ -73,19 +85,29 @@ function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+// Summed over the server processes (--pid), as are the RSS figures below.
 function serverCpuSeconds(opts) {
-  if (!opts.pid) return null;
-  const stat = fs.readFileSync(`/proc/${opts.pid}/stat`, "utf8");
-  // Fields after "(comm)": state is field 3, utime field 14, stime field 15.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / opts["clk-tck"];
+  if (!opts.pids.length) return null;
+  let ticks = 0;
+  for (const pid of opts.pids) {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after "(comm)": state is field 3, utime field 14, stime field 15.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks / opts["clk-tck"];
 }
 
 function serverRssKb(opts) {
-  if (!opts.pid) return null;
-  const status = fs.readFileSync(`/proc/${opts.pid}/status`, "utf8");
-  const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
-  return match ? Number(match[1]) : null;
+  if (!opts.pids.length) return null;
+  let total = 0;
+  for (const pid of opts.pids) {
+    const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+    const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+    if (!match) return null;
+    total += Number(match[1]);
+  }
+  return total;
 }
 
 // CPU seconds the whole machine spent busy (all cores; /proc/stat, idle and iowait excluded).
@@ -161,6 +183,105 @@ function round(value, digits) {
   return Math.round(value * f) / f;
 }
 
+// Redis's counters over one connection of its own (RESP by hand: nothing to install). The
+// counters are server-wide: whatever else uses that Redis meanwhile is counted too.
+class RedisCounters {
+  static open(url, waitMs) {
+    const { hostname, port, username, password } = new URL(url);
+    const counters = new RedisCounters();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no Redis at ${url} within ${waitMs} ms`)), waitMs);
+      counters.socket = net.connect(Number(port || 6379), hostname || "127.0.0.1", async () => {
+        clearTimeout(timer);
+        try {
+          if (password) {
+            const user = decodeURIComponent(username);
+            await counters.command(["AUTH", ...(user ? [user] : []), decodeURIComponent(password)], waitMs);
+          }
+          resolve(counters);
+        } catch (err) {
+          counters.close();
+          reject(err);
+        }
+      });
+      // A later error fails the pending command by its timeout; this keeps it from crashing us.
+      counters.socket.on("error", (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
+  }
+
+  constructor() {
+    this.buffer = Buffer.alloc(0);
+  }
+
+  // One command, one reply: a simple string, an error or a bulk string (all INFO and AUTH give).
+  command(args, waitMs) {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.socket.off("data", onData);
+        reject(new Error(`Redis did not answer ${args[0]} within ${waitMs} ms`));
+      }, waitMs);
+      const parse = () => {
+        const eol = this.buffer.indexOf("\r\n");
+        if (eol < 0) return;
+        const head = this.buffer.subarray(0, eol).toString();
+        let reply;
+        let size = eol + 2;
+        if (head[0] === "$") {
+          const length = Number(head.slice(1));
+          if (this.buffer.length < size + length + 2) return;
+          reply = this.buffer.subarray(size, size + length).toString();
+          size += length + 2;
+        } else if (head[0] === "+") {
+          reply = head.slice(1);
+        } else {
+          reply = new Error(`Redis: ${head.slice(1)}`);
+        }
+        this.buffer = this.buffer.subarray(size);
+        this.socket.off("data", onData);
+        clearTimeout(timer);
+        if (reply instanceof Error) reject(reply);
+        else resolve(reply);
+      };
+      const onData = (chunk) => {
+        this.buffer = Buffer.concat([this.buffer, chunk]);
+        parse();
+      };
+      this.socket.on("data", onData);
+      this.socket.write(`*${args.length}\r\n` + args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join(""));
+    });
+  }
+
+  // Calls per command name (INFO itself left out: neither server sends it) and CPU seconds.
+  async read(waitMs) {
+    const text = await this.command(["INFO", "cpu", "commandstats"], waitMs);
+    const calls = {};
+    let cpu = 0;
+    for (const line of text.split("\r\n")) {
+      const stat = /^cmdstat_([^:]+):calls=(\d+)/.exec(line);
+      if (stat && stat[1] !== "info") calls[stat[1]] = Number(stat[2]);
+      const used = /^used_cpu_(sys|user):([\d.]+)$/.exec(line);
+      if (used) cpu += Number(used[2]);
+    }
+    return { calls, cpu };
+  }
+
+  close() {
+    this.socket.destroy();
+  }
+}
+
+function countersDelta(before, after) {
+  const commands = {};
+  for (const [name, calls] of Object.entries(after.calls)) {
+    const delta = calls - (before.calls[name] || 0);
+    if (delta > 0) commands[name] = delta;
+  }
+  return { commands, cpuS: after.cpu - before.cpu };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Clients
 
@@ -180,9 +301,9 @@ function socketOptions(opts, transports) {
   return options;
 }
 
-function connectSocket(opts, transports) {
+function connectSocket(opts, transports, url = opts.urls[0]) {
   return new Promise((resolve, reject) => {
-    const socket = io(opts.url, socketOptions(opts, transports));
+    const socket = io(url, socketOptions(opts, transports));
     const timer = setTimeout(() => {
       socket.close();
       reject(new Error(`no connection within ${opts["wait-ms"]} ms`));
@@ -201,7 +322,7 @@ function connectSocket(opts, transports) {
 
 function connectRaw(opts) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(opts.url.replace(/^http/, "ws") + "/", { perMessageDeflate: false });
+    const ws = new WebSocket(opts.urls[0].replace(/^http/, "ws") + "/", { perMessageDeflate: false });
     const timer = setTimeout(() => {
       ws.terminate();
       reject(new Error(`no WebSocket within ${opts["wait-ms"]} ms`));
@@ -329,9 +450,45 @@ async function rawEcho(opts, deadline) {
   }
 }
 
+// A process delivers broadcasts from the others only once it has joined them (channels_sio's
+// node and python-socketio's pub/sub listener both start with the first connection): probe
+// until one broadcast reaches every client. A probe's ticks carry {probe}, not {seq}.
+async function untilClusterReady(opts, sockets, deadline) {
+  let probe = 0;
+  let got = 0;
+  let complete = null;
+  const onTick = (data) => {
+    if (data && data.probe === probe && ++got === sockets.length && complete) complete();
+  };
+  for (const socket of sockets) socket.on("tick", onTick);
+  try {
+    while (probe < opts.probes && nowMs() < deadline) {
+      probe++;
+      got = 0;
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, Math.min(opts["probe-ms"], Math.max(0, deadline - nowMs())));
+        complete = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        sockets[0].emit("bcast", { probe });
+      });
+      if (got === sockets.length) return probe;
+    }
+    throw new Error(`not every process delivers: probe ${probe} reached ${got} of ${sockets.length} clients`);
+  } finally {
+    complete = null;
+    for (const socket of sockets) socket.off("tick", onTick);
+  }
+}
+
 // C clients; one broadcast ("bcast") reaches every one of them as "tick" (the sender included).
-async function fanout(opts, deadline) {
-  const sockets = await pool(opts.clients, opts.concurrency, deadline, () => connectSocket(opts, ["websocket"]));
+// cluster: the clients are spread round-robin over the processes (--url list), the emitter being
+// on the first; Redis's counters are read around the window.
+async function fanout(opts, deadline, cluster) {
+  const sockets = await pool(opts.clients, opts.concurrency, deadline, (i) =>
+    connectSocket(opts, ["websocket"], opts.urls[i % opts.urls.length]),
+  );
   const total = opts.count + opts.warmup;
   const sentAt = new Float64Array(total);
   const received = new Uint32Array(total);
@@ -376,25 +533,41 @@ async function fanout(opts, deadline) {
     }
   }
 
+  let redis = null;
   try {
+    const probes = cluster ? await untilClusterReady(opts, sockets, deadline) : undefined;
     await lane(0, opts.warmup, deadline);
     if (errors.length) throw new Error(`warmup: ${errors[0]}`);
     latencies = new Latencies(opts.count * sockets.length);
     firstMeasured = nextSeq;
+    if (cluster) redis = await RedisCounters.open(opts["redis-url"], opts["wait-ms"]);
+    const redis0 = redis && (await redis.read(opts["wait-ms"]));
     const stopAt = Math.min(deadline, nowMs() + opts["window-seconds"] * 1000);
     const window = new Window(opts);
     await Promise.all(Array.from({ length: Math.max(1, opts.inflight) }, (_, k) => lane(k, total, stopAt)));
     window.close();
+    const redisDelta = redis && countersDelta(redis0, await redis.read(opts["wait-ms"]));
     let deliveries = 0;
     for (let seq = firstMeasured; seq < nextSeq; seq++) deliveries += received[seq];
-    return {
+    const result = {
       ...window.report(deliveries, "delivery"),
       ...latencies.report(),
       broadcasts: nextSeq - firstMeasured,
       expected: opts.count * sockets.length,
       errors,
     };
+    if (cluster) {
+      Object.assign(result, {
+        processes: opts.urls.length,
+        probes,
+        redis_commands: redisDelta.commands,
+        redis_cpu_s: round(redisDelta.cpuS, 4),
+        redis_cpu_us_per_unit: deliveries ? round((redisDelta.cpuS * 1e6) / deliveries, 2) : null,
+      });
+    }
+    return result;
   } finally {
+    if (redis) redis.close();
     closeAll(sockets);
   }
 }
@@ -448,7 +621,11 @@ async function main() {
       result = await rawEcho(opts, deadline);
       break;
     case "fanout":
-      result = await fanout(opts, deadline);
+      result = await fanout(opts, deadline, false);
+      break;
+    case "cluster":
+      if (!opts["redis-url"]) throw new Error("cluster needs --redis-url");
+      result = await fanout(opts, deadline, true);
       break;
     case "connect":
       result = await connect(opts, deadline);

@@ -4,30 +4,33 @@
 socket. Same ping timings, payload limit and CORS as channels_sio's defaults (settings_bench).
 
 Run: ``uvicorn bench.servers.pysio_app:app`` or ``daphne bench.servers.pysio_app:app`` from the
-repository root.
+repository root. ``bench/servers/pysio_redis_app.py`` is the same app on Redis.
 """
 
 from typing import Any
 
 import socketio
 
-sio = socketio.AsyncServer(
-    async_mode="asgi",
-    cors_allowed_origins="*",
-    ping_interval=25,
-    ping_timeout=20,
-    max_http_buffer_size=1_000_000,
-)
+
+def create_app(client_manager: socketio.AsyncManager | None = None) -> socketio.ASGIApp:
+    sio = socketio.AsyncServer(
+        async_mode="asgi",
+        client_manager=client_manager,
+        cors_allowed_origins="*",
+        ping_interval=25,
+        ping_timeout=20,
+        max_http_buffer_size=1_000_000,
+    )
+
+    @sio.on("echo")
+    async def echo(sid: str, *args: Any) -> tuple[Any, ...]:
+        return args
+
+    @sio.on("bcast")
+    async def bcast(sid: str, data: Any = None) -> None:
+        await sio.emit("tick", data)
+
+    return socketio.ASGIApp(sio, socketio_path="socket.io")
 
 
-@sio.on("echo")
-async def echo(sid: str, *args: Any) -> tuple[Any, ...]:
-    return args
-
-
-@sio.on("bcast")
-async def bcast(sid: str, data: Any = None) -> None:
-    await sio.emit("tick", data)
-
-
-app = socketio.ASGIApp(sio, socketio_path="socket.io")
+app = create_app()

@@ -1,7 +1,8 @@
 """A small run of the benchmark harness (bench/run.py), so that it cannot rot.
 
-Tiny counts, one round, echo and fan-out, channels_sio and python-socketio under uvicorn:
-the numbers mean nothing here, only that the harness produces well-formed results.
+Tiny counts, one round, echo and fan-out, channels_sio and python-socketio under uvicorn, and
+the cluster scenario (two processes of each on Redis): the numbers mean nothing here, only that
+the harness produces well-formed results.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.run import default_redis_url
 from tests.support.ci import require
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,9 +37,20 @@ def _require_client() -> None:
         )
 
 
-def test_smoke_run_produces_well_formed_results(tmp_path: Path) -> None:
-    _require_client()
-    out = tmp_path / "results.json"
+def _require_redis() -> None:
+    import redis
+
+    client = redis.Redis.from_url(default_redis_url(), socket_timeout=2, socket_connect_timeout=2)
+    try:
+        reachable = bool(client.ping())
+    except redis.RedisError:
+        reachable = False
+    finally:
+        client.close()
+    require(reachable, f"Redis at {default_redis_url()}")
+
+
+def _smoke_run(out: Path, *scenarios: str) -> subprocess.CompletedProcess[str]:
     command = [
         sys.executable,
         str(RUN),
@@ -46,8 +59,7 @@ def test_smoke_run_produces_well_formed_results(tmp_path: Path) -> None:
         "--preset",
         "smoke",
         "--scenarios",
-        "echo",
-        "fanout",
+        *scenarios,
         "--apps",
         "channels_sio",
         "python-socketio",
@@ -60,6 +72,13 @@ def test_smoke_run_produces_well_formed_results(tmp_path: Path) -> None:
         command, cwd=ROOT, capture_output=True, text=True, timeout=55, check=False
     )
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    return proc
+
+
+def test_smoke_run_produces_well_formed_results(tmp_path: Path) -> None:
+    _require_client()
+    out = tmp_path / "results.json"
+    proc = _smoke_run(out, "echo", "fanout")
     document = json.loads(out.read_text())
 
     meta = document["meta"]
@@ -103,3 +122,38 @@ def test_smoke_run_produces_well_formed_results(tmp_path: Path) -> None:
     assert "### echo" in proc.stdout
     assert "### fanout" in proc.stdout
     assert "channels_sio / python-socketio" in proc.stdout
+
+
+@pytest.mark.redis
+def test_smoke_cluster_run_counts_redis_commands(tmp_path: Path) -> None:
+    _require_client()
+    _require_redis()
+    out = tmp_path / "results.json"
+    proc = _smoke_run(out, "cluster")
+    document = json.loads(out.read_text())
+    assert document["meta"]["cluster"]["redis_url"] == default_redis_url()
+
+    runs = document["runs"]
+    assert {r["app"] for r in runs} == {"channels_sio", "python-socketio"}
+    for run in runs:
+        where = run["app"]
+        assert run["ok"], f"{where}: {run}"
+        assert run["scenario"] == "cluster"
+        assert run["asgi"] == "uvicorn"
+        assert run["workers"] == run["processes"] == 2, where
+        assert run["unit"] == "delivery"
+        assert run["units"] == run["expected"] > 0, where
+        assert run["broadcasts"] > 0, where
+        assert run["server_cpu_s"] is not None, where
+        assert 0 < run["p50_ms"] <= run["p99_ms"] <= run["max_ms"], where
+        assert run["redis_cpu_s"] >= 0, where
+        # Every broadcast crosses Redis: at least one message (ZCOUNT / PUBLISH) each. More
+        # would be nodes' heartbeats in the window, or another user of that Redis.
+        assert run["layer_messages_per_broadcast"] >= 1, where
+        assert run["redis_commands_per_broadcast"] >= run["layer_messages_per_broadcast"], where
+        assert "info" not in run["redis_commands"], where
+
+    ratio = document["summary"]["ratios"]["cluster"]["uvicorn"]
+    assert len(ratio["throughput_ratio_per_round"]) == 1
+    assert "### cluster" in proc.stdout
+    assert "Redis commands / broadcast" in proc.stdout

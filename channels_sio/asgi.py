@@ -1,13 +1,13 @@
-"""Building the ASGI application: routes for Engine.IO endpoints, and the lifespan handler."""
+"""Building the ASGI application: routes for Engine.IO endpoints in front of Django.
+
+``shutdown`` and ``lifespan`` come from ``channels_sio.shutdown`` and are re-exported here: the
+routing uses ``lifespan``, and projects import both from this module.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import re
-import sys
 from collections.abc import Mapping
-from functools import cache
 from typing import Any
 
 from channels.routing import ProtocolTypeRouter, URLRouter
@@ -17,8 +17,9 @@ from . import conf
 from .auth import SessionAuthMiddleware
 from .cluster import get_node
 from .engineio import EngineIOServer
+from .shutdown import lifespan, shutdown, shutdown_with_reactor
 from .socketio import SocketIOServer
-from .transports import EngineSource, PollingConsumer, WebSocketConsumer, consumer_tasks
+from .transports import EngineSource, PollingConsumer, WebSocketConsumer
 
 __all__ = [
     "get_application",
@@ -28,11 +29,6 @@ __all__ = [
     "socketio_engine",
     "websocket_route",
 ]
-
-logger = logging.getLogger("channels_sio")
-
-# How long a shutdown under daphne waits for the consumers to finish before cancelling them.
-_DRAIN_TIMEOUT = 1.0
 
 
 def _pattern(path: str) -> str:
@@ -85,64 +81,6 @@ def websocket_route(path: str, engine: EngineSource, middleware: Any = None) -> 
     return route
 
 
-async def shutdown() -> None:
-    """Close every session of this process with ``server shutting down``; stop the node."""
-    for server in SocketIOServer.running():
-        await server.shutdown()
-    for engine in EngineIOServer.running():
-        await engine.shutdown()
-    # The node goes last: broadcasts from disconnect handlers still reach the other processes,
-    # and polls that other nodes forwarded here get their answer (the close packet) rather
-    # than waiting out the forwarding limit.
-    await get_node().stop()
-
-
-async def lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """ASGI lifespan: on shutdown, close every session with ``server shutting down``."""
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await shutdown()
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-
-async def _shutdown_and_drain() -> None:
-    await shutdown()
-    # Let the consumers finish while the reactor still runs, so close frames and the answers
-    # to pending polls go out; then cancel the rest, as daphne's own trigger would have.
-    tasks = set(consumer_tasks)
-    if tasks:
-        _, pending = await asyncio.wait(tasks, timeout=_DRAIN_TIMEOUT)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-
-
-@cache
-def _shutdown_with_reactor() -> None:
-    """Under daphne, which runs no ASGI lifespan, call ``shutdown`` when its reactor stops.
-
-    daphne's own shutdown only cancels the consumers, which reaches no polling session between
-    two requests, and it fails outright (KeyError in ``Server.kill_all_applications``, daphne
-    4.2) while any connection has no application instance, as every connection has for about
-    a second after its request or its WebSocket handshake: the consumers are then left
-    suspended, and CPython 3.11 can crash finalizing them at exit. A Twisted trigger of our
-    own does not depend on it, and runs before it (daphne adds its trigger when it starts).
-    """
-    reactor = sys.modules.get("twisted.internet.reactor")
-    if reactor is None:
-        return  # Twisted was never imported: not under daphne.
-    from twisted.internet.defer import Deferred
-
-    def close_sessions() -> Deferred[None]:
-        return Deferred.fromFuture(asyncio.ensure_future(_shutdown_and_drain()))
-
-    reactor.addSystemEventTrigger("before", "shutdown", close_sessions)
-
-
 def socketio_engine() -> EngineIOServer:
     """The Engine.IO server of ``channels_sio.server.sio``; starts this process's node."""
     node = get_node()
@@ -170,7 +108,7 @@ def get_application(
     for none. Later requests of the session (polls, posts, the upgrade) skip it: handlers see
     the opening request's scope.
     """
-    _shutdown_with_reactor()
+    shutdown_with_reactor()
     sio_engine: EngineSource = socketio_engine if server is None else (lambda: server.engine)
     routes: dict[str, EngineSource] = {conf.get("path"): sio_engine, **(engines or {})}
     http = [http_route(path, engine, middleware) for path, engine in routes.items()]

@@ -1,9 +1,7 @@
 // Disconnections and the reasons both sides give: client namespace disconnect, server
 // namespace disconnect, forced server close, transport close, ping timeout.
 // Usage: node sio_disconnect.js URL TRANSPORTS SCENARIO [ARGS_JSON]
-const {
-  call, callAll, disconnected, main, sleep, within, WAIT,
-} = require("./sio_common");
+const { call, callAll, disconnected, main, sleep } = require("./sio_common");
 
 // The server-side reasons (and handler runs) of these socket ids, asked through `via`.
 async function serverSide(via, ids) {
@@ -12,49 +10,45 @@ async function serverSide(via, ids) {
   return ids.map((id) => [report[`disconnect:${id}`], report[`disconnects:${id}`]]);
 }
 
-main({
-  // The client leaves /features; "/" on the same connection stays.
-  async "client-namespace"(ctx) {
-    const mgr = ctx.manager();
-    const features = await ctx.openOn(mgr, "/features");
-    const main = await ctx.openOn(mgr, "/");
-    const id = features.id;
-    const reason = disconnected(features);
-    features.disconnect();
-    const client = await reason;
-    const server = await serverSide(main, [id]);
-    return {
-      client,
-      server,
-      after: await callAll(main, "message-with-ack", "still"),
-      connected: [features.connected, main.connected],
-    };
-  },
+// "/features" and "/" on one connection, its manager made with `options`.
+async function featuresAndMain(ctx, options) {
+  const mgr = ctx.manager(options);
+  const features = await ctx.openOn(mgr, "/features");
+  const main = await ctx.openOn(mgr, "/");
+  return { mgr, features, main };
+}
 
-  // socket.disconnect() on the server: /features goes, "/" on the same connection stays.
-  async "server-namespace"(ctx) {
-    const mgr = ctx.manager();
-    const features = await ctx.openOn(mgr, "/features");
-    const main = await ctx.openOn(mgr, "/");
-    const id = features.id;
-    const reason = disconnected(features);
-    features.emit("disconnect-me", false, () => {});
-    const client = await reason;
-    const server = await serverSide(main, [id]);
-    return {
-      client,
-      server,
-      after: await callAll(main, "message-with-ack", "still"),
-      connected: [features.connected, main.connected],
-    };
-  },
+// `leave(features)` disconnects /features alone: "/" on the same connection stays.
+async function featuresLeaves(ctx, leave) {
+  const { features, main } = await featuresAndMain(ctx);
+  const id = features.id;
+  const reason = disconnected(features);
+  leave(features);
+  const client = await reason;
+  const server = await serverSide(main, [id]);
+  return {
+    client,
+    server,
+    after: await callAll(main, "message-with-ack", "still"),
+    connected: [features.connected, main.connected],
+  };
+}
+
+main({
+  // The client leaves /features.
+  "client-namespace": (ctx) => featuresLeaves(ctx, (features) => features.disconnect()),
+
+  // socket.disconnect() on the server.
+  "server-namespace": (ctx) =>
+    featuresLeaves(ctx, (features) => features.emit("disconnect-me", false, () => {})),
 
   // socket.disconnect(close=True): every namespace of the connection goes, then the connection.
   async "forced-server-close"(ctx) {
     const watcher = await ctx.open("/features");
-    const mgr = ctx.manager({ reconnection: true, reconnectionDelay: 100 });
-    const features = await ctx.openOn(mgr, "/features");
-    const main = await ctx.openOn(mgr, "/");
+    const { features, main } = await featuresAndMain(ctx, {
+      reconnection: true,
+      reconnectionDelay: 100,
+    });
     const ids = [features.id, main.id];
     const reasons = [disconnected(features), disconnected(main)];
     features.emit("disconnect-me", true, () => {});
@@ -68,9 +62,7 @@ main({
   // The client drops the Engine.IO connection: every socket of it gets "transport close".
   async "transport-close"(ctx) {
     const watcher = await ctx.open("/features");
-    const mgr = ctx.manager();
-    const features = await ctx.openOn(mgr, "/features");
-    const main = await ctx.openOn(mgr, "/");
+    const { mgr, features, main } = await featuresAndMain(ctx);
     const ids = [features.id, main.id];
     mgr.engine.close();
     const server = await serverSide(watcher, ids);

@@ -26,6 +26,8 @@ from .servers import ServerProcess
 #: settings_strict: the reference configuration with same-origin CORS, short upgrade timeout.
 STRICT_SETTINGS = "tests.transports.settings_strict"
 REPO_DIR = Path(__file__).resolve().parents[2]
+#: How a settings_strict server finds it: the repository on PYTHONPATH.
+STRICT_ENV = {"PYTHONPATH": str(REPO_DIR)}
 PATH = "/engine.io/"
 SEP = "\x1e"
 #: Bound on every single wait of a test (a response, a frame, a close).
@@ -35,8 +37,8 @@ HANDSHAKE_KEYS = ["sid", "upgrades", "pingInterval", "pingTimeout", "maxPayload"
 
 
 def strict_server_process(kind: str) -> ServerProcess:
-    """A server of settings_strict (not started), found by the server through PYTHONPATH."""
-    return ServerProcess(kind, STRICT_SETTINGS, env={"PYTHONPATH": str(REPO_DIR)})
+    """A server of settings_strict (not started)."""
+    return ServerProcess(kind, STRICT_SETTINGS, env=STRICT_ENV)
 
 
 def error_json(code: int, message: str) -> bytes:

@@ -9,9 +9,12 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
 EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "example_project"
 SERVER_KINDS = ("uvicorn", "daphne")
@@ -154,3 +157,31 @@ def socketio_leftovers(state: dict[str, object]) -> dict[str, object]:
     if not isinstance(sio, dict):
         return {}
     return {key: value for key, value in sio.items() if value}
+
+
+def server_fixture(settings: str, doc: str, env: dict[str, str] | None = None) -> Any:
+    """A fixture parametrized by ASGI server kind, serving ``settings`` (and ``env``).
+
+    Each server is started on first use and kept for the session in ``_servers`` (a session
+    fixture of tests/conftest.py, which stops them at the end); one that died is started
+    again. After each test it must be left with no session, socket or channels_sio task.
+    """
+
+    def server(
+        request: pytest.FixtureRequest, _servers: dict[tuple[str, str], ServerProcess]
+    ) -> Iterator[ServerProcess]:
+        kind = request.param
+        process = _servers.get((settings, kind))
+        if process is None or process.proc is None or process.proc.poll() is not None:
+            process = ServerProcess(kind, settings, env)
+            process.start()
+            _servers[settings, kind] = process
+        yield process
+        state = process.wait_idle()
+        assert not state["sessions"], f"sessions left open on {kind}: {state['sessions']}"
+        assert not state["tasks"], f"channels_sio tasks left on {kind}: {state['tasks']}"
+        leftovers = socketio_leftovers(state)
+        assert not leftovers, f"Socket.IO sessions or sockets left on {kind}: {leftovers}"
+
+    server.__doc__ = doc
+    return pytest.fixture(params=SERVER_KINDS)(server)

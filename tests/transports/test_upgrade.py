@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -31,6 +33,13 @@ def refused_code(server: ServerProcess) -> int:
     return CLOSE_POLICY_VIOLATION if server.kind == "uvicorn" else CLOSE_NORMAL
 
 
+async def waiting_get(session: Polling) -> asyncio.Task[httpx.Response]:
+    """A GET of the session, returned once it waits on the server."""
+    pending = asyncio.create_task(session.get())
+    await session.get_waiting()
+    return pending
+
+
 async def released_get(session: Polling, pending: asyncio.Task[httpx.Response]) -> list[str]:
     """What the GET pending during the upgrade ends with, pings answered as the client does."""
     response = await asyncio.wait_for(pending, TIMEOUT)
@@ -43,13 +52,22 @@ async def released_get(session: Polling, pending: asyncio.Task[httpx.Response]) 
     return packets
 
 
-async def upgrade(server: ServerProcess, session: Polling, probe: WebSocket) -> None:
-    """Probe and upgrade, with a GET pending meanwhile: it must be released with a noop."""
-    pending = asyncio.create_task(session.get())
-    await session.get_waiting()
+async def ping_probe(probe: WebSocket) -> None:
+    """The probe ping, answered by the probe pong."""
     await probe.send("2probe")
     assert await probe.recv() == "3probe"
+
+
+async def ping_probe_releasing_get(session: Polling, probe: WebSocket) -> None:
+    """Probe with a GET pending: the GET must be released with a noop."""
+    pending = await waiting_get(session)
+    await ping_probe(probe)
     assert await released_get(session, pending) == ["6"]
+
+
+async def upgrade(server: ServerProcess, session: Polling, probe: WebSocket) -> None:
+    """Probe and upgrade, with a GET pending meanwhile."""
+    await ping_probe_releasing_get(session, probe)
     await probe.send("5")
     assert await session_state(server, session.sid) == {
         "state": "open",
@@ -59,11 +77,23 @@ async def upgrade(server: ServerProcess, session: Polling, probe: WebSocket) -> 
     }
 
 
-async def test_upgrade(protocol_server: ServerProcess, client: httpx.AsyncClient) -> None:
+@contextlib.asynccontextmanager
+async def upgrading(
+    server: ServerProcess, client: httpx.AsyncClient
+) -> AsyncIterator[tuple[Polling, WebSocket]]:
+    """A polling session and a probe WebSocket for it, not probed yet. After the block the
+    client closes the probe, which must have become the transport: "transport close"."""
     async with (
-        polling_session(protocol_server, client) as session,
-        websocket(protocol_server, sid=session.sid) as probe,
+        polling_session(server, client) as session,
+        websocket(server, sid=session.sid) as probe,
     ):
+        yield session, probe
+        await probe.close()
+    assert await close_reason(server, session.sid) == "transport close"
+
+
+async def test_upgrade(protocol_server: ServerProcess, client: httpx.AsyncClient) -> None:
+    async with upgrading(protocol_server, client) as (session, probe):
         await upgrade(protocol_server, session, probe)
         await probe.echo("4over websocket")
         await probe.echo(b"\x00\x01binary")
@@ -75,22 +105,13 @@ async def test_upgrade(protocol_server: ServerProcess, client: httpx.AsyncClient
         await asyncio.sleep(0.7)
         assert len(probe.ping_times) >= 1
         await probe.echo("4after pings")
-        await probe.close()
-    assert await close_reason(protocol_server, session.sid) == "transport close"
 
 
 async def test_message_sent_during_upgrade_delivered_once(
     protocol_server: ServerProcess, client: httpx.AsyncClient
 ) -> None:
-    async with (
-        polling_session(protocol_server, client) as session,
-        websocket(protocol_server, sid=session.sid) as probe,
-    ):
-        pending = asyncio.create_task(session.get())
-        await session.get_waiting()
-        await probe.send("2probe")
-        assert await probe.recv() == "3probe"
-        assert await released_get(session, pending) == ["6"]
+    async with upgrading(protocol_server, client) as (session, probe):
+        await ping_probe_releasing_get(session, probe)
         # Polling is paused; the server's answer waits for the transport that comes next.
         await session.send("4during", "bAQID")
         await probe.send("5")
@@ -99,24 +120,17 @@ async def test_message_sent_during_upgrade_delivered_once(
         await probe.echo("4after")
         # Nothing of it is left for a poll.
         assert (await session.get()).content == BAD_REQUEST
-        await probe.close()
-    assert await close_reason(protocol_server, session.sid) == "transport close"
 
 
 async def test_message_sent_while_probing_goes_to_polling(
     protocol_server: ServerProcess, client: httpx.AsyncClient
 ) -> None:
-    async with (
-        polling_session(protocol_server, client) as session,
-        websocket(protocol_server, sid=session.sid) as probe,
-    ):
+    async with upgrading(protocol_server, client) as (session, probe):
         # Probe socket open but not probed yet: polling is still the transport.
         await session.send("4probing")
         assert await session.receive(1) == ["4probing"]
         await upgrade(protocol_server, session, probe)
         await probe.echo("4upgraded")
-        await probe.close()
-    assert await close_reason(protocol_server, session.sid) == "transport close"
 
 
 async def test_invalid_packet_on_probe_abandons_upgrade(
@@ -139,8 +153,7 @@ async def test_probe_socket_closed_by_client_abandons_upgrade(
 ) -> None:
     async with polling_session(protocol_server, client, background=True) as session:
         async with websocket(protocol_server, sid=session.sid) as probe:
-            await probe.send("2probe")
-            assert await probe.recv() == "3probe"
+            await ping_probe(probe)
             await probe.close()
         # Released with a noop for the upgrade, the poller goes on polling.
         assert await session.recv() == "6"
@@ -151,8 +164,7 @@ async def test_probe_socket_closed_by_client_abandons_upgrade(
             packets.append(await session.recv())
         assert packets[-1] == "4polling"
         async with websocket(protocol_server, sid=session.sid) as probe:
-            await probe.send("2probe")
-            assert await probe.recv() == "3probe"
+            await ping_probe(probe)
             assert await session.recv() == "6"
             await probe.send("5")
             await probe.echo("4upgraded later")
@@ -170,16 +182,14 @@ async def test_upgrade_timeout(
     async with polling_session(strict_server, client) as session:
         async with websocket(strict_server, sid=session.sid) as probe:
             if probed:
-                await probe.send("2probe")
-                assert await probe.recv() == "3probe"
+                await ping_probe(probe)
             loop = asyncio.get_running_loop()
             started = loop.time()
             assert await probe.closed() == CLOSE_NORMAL
             assert 0.2 <= loop.time() - started <= 2.0
         assert (await session_state(strict_server, session.sid) or {})["upgrade"] == "none"
         # The session carries on over polling, with a waiting GET again.
-        pending = asyncio.create_task(session.get())
-        await session.get_waiting()
+        pending = await waiting_get(session)
         await session.send("4polling")
         response = await asyncio.wait_for(pending, TIMEOUT)
         assert response.text == "4polling"
@@ -211,15 +221,10 @@ async def test_second_websocket_unknown_sid(protocol_server: ServerProcess) -> N
 async def test_second_websocket_while_upgrading(
     protocol_server: ServerProcess, client: httpx.AsyncClient, stage: str
 ) -> None:
-    async with (
-        polling_session(protocol_server, client) as session,
-        websocket(protocol_server, sid=session.sid) as probe,
-    ):
-        pending = asyncio.create_task(session.get())
-        await session.get_waiting()
+    async with upgrading(protocol_server, client) as (session, probe):
+        pending = await waiting_get(session)
         if stage == "upgrading":
-            await probe.send("2probe")
-            assert await probe.recv() == "3probe"
+            await ping_probe(probe)
             assert await released_get(session, pending) == ["6"]
         await assert_refused(protocol_server, session.sid)
         if stage == "probing":
@@ -230,22 +235,15 @@ async def test_second_websocket_while_upgrading(
         else:
             await probe.send("5")
         await probe.echo("4first probe won")
-        await probe.close()
-    assert await close_reason(protocol_server, session.sid) == "transport close"
 
 
 async def test_second_websocket_after_upgrade(
     protocol_server: ServerProcess, client: httpx.AsyncClient
 ) -> None:
-    async with (
-        polling_session(protocol_server, client) as session,
-        websocket(protocol_server, sid=session.sid) as probe,
-    ):
+    async with upgrading(protocol_server, client) as (session, probe):
         await upgrade(protocol_server, session, probe)
         await assert_refused(protocol_server, session.sid)
         await probe.echo("4still upgraded")
-        await probe.close()
-    assert await close_reason(protocol_server, session.sid) == "transport close"
 
 
 async def test_second_websocket_for_websocket_session(protocol_server: ServerProcess) -> None:

@@ -1,4 +1,4 @@
-"""Building the ASGI application: routes for Engine.IO endpoints in front of Django.
+"""Building the ASGI application: Engine.IO endpoints in front of Django.
 
 ``shutdown`` and ``lifespan`` come from ``channels_sio.shutdown`` and are re-exported here: the
 routing uses ``lifespan``, and projects import both from this module.
@@ -10,23 +10,25 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from channels.routing import ProtocolTypeRouter, URLRouter
 from django.urls import URLPattern, re_path
 
 from . import conf
 from .auth import SessionAuthMiddleware
 from .cluster import get_node
 from .engineio import EngineIOServer
+from .routing import EndpointRouter
 from .shutdown import lifespan, shutdown, shutdown_with_reactor
 from .socketio import SocketIOServer
 from .transports import EngineSource, PollingConsumer, WebSocketConsumer
 
 __all__ = [
     "get_application",
+    "http_app",
     "http_route",
     "lifespan",
     "shutdown",
     "socketio_engine",
+    "websocket_app",
     "websocket_route",
 ]
 
@@ -61,23 +63,31 @@ def _handshake_only(app: Any, middleware: Any) -> Any:
     return route
 
 
-def http_route(path: str, engine: EngineSource, middleware: Any = None) -> URLPattern:
-    """A URLRouter entry serving Engine.IO long-polling at ``path``.
+def http_app(engine: EngineSource, middleware: Any = None) -> Any:
+    """The ASGI application of an Engine.IO long-polling endpoint.
 
     ``middleware`` wraps the handshake request only; see ``get_application``.
     """
-    app = _handshake_only(PollingConsumer.as_asgi(engine=engine), middleware)
-    route: URLPattern = re_path(_pattern(path), app)
+    return _handshake_only(PollingConsumer.as_asgi(engine=engine), middleware)
+
+
+def websocket_app(engine: EngineSource, middleware: Any = None) -> Any:
+    """The ASGI application of an Engine.IO WebSocket endpoint.
+
+    ``middleware`` wraps the handshake only, not the WebSocket that upgrades a polling session.
+    """
+    return _handshake_only(WebSocketConsumer.as_asgi(engine=engine), middleware)
+
+
+def http_route(path: str, engine: EngineSource, middleware: Any = None) -> URLPattern:
+    """A Channels ``URLRouter`` entry serving Engine.IO long-polling at ``path``."""
+    route: URLPattern = re_path(_pattern(path), http_app(engine, middleware))
     return route
 
 
 def websocket_route(path: str, engine: EngineSource, middleware: Any = None) -> URLPattern:
-    """A URLRouter entry serving Engine.IO WebSockets at ``path``.
-
-    ``middleware`` wraps the handshake only, not the WebSocket that upgrades a polling session.
-    """
-    app = _handshake_only(WebSocketConsumer.as_asgi(engine=engine), middleware)
-    route: URLPattern = re_path(_pattern(path), app)
+    """A Channels ``URLRouter`` entry serving Engine.IO WebSockets at ``path``."""
+    route: URLPattern = re_path(_pattern(path), websocket_app(engine, middleware))
     return route
 
 
@@ -94,7 +104,7 @@ def get_application(
     engines: Mapping[str, EngineSource] | None = None,
     middleware: Any = SessionAuthMiddleware,
     server: SocketIOServer | None = None,
-) -> ProtocolTypeRouter:
+) -> EndpointRouter:
     """The project's ASGI application: Socket.IO and Engine.IO endpoints in front of Django.
 
     The project's Socket.IO server (``channels_sio.sio``) is served at ``CHANNELS_SIO["path"]``.
@@ -111,12 +121,9 @@ def get_application(
     shutdown_with_reactor()
     sio_engine: EngineSource = socketio_engine if server is None else (lambda: server.engine)
     routes: dict[str, EngineSource] = {conf.get("path"): sio_engine, **(engines or {})}
-    http = [http_route(path, engine, middleware) for path, engine in routes.items()]
-    websocket = [websocket_route(path, engine, middleware) for path, engine in routes.items()]
-    return ProtocolTypeRouter(
-        {
-            "http": URLRouter([*http, re_path(r"", django_app)]),
-            "websocket": URLRouter(websocket),
-            "lifespan": lifespan,
-        }
+    return EndpointRouter(
+        http={path: http_app(engine, middleware) for path, engine in routes.items()},
+        websocket={path: websocket_app(engine, middleware) for path, engine in routes.items()},
+        django=django_app,
+        lifespan=lifespan,
     )

@@ -37,8 +37,12 @@ def engineio_echo() -> EngineIOServer:
 
 
 def _is_ours(task: "asyncio.Task[object]") -> bool:
-    if getattr(task.get_coro(), "__qualname__", "") in ("Node._run", "Node._heartbeat"):
+    name = getattr(task.get_coro(), "__qualname__", "")
+    if name in ("Node._run", "Node._heartbeat"):
         # The process's cluster listener and heartbeat live as long as the process: no leak.
+        return False
+    if name == "EndpointRouter.__call__":
+        # daphne runs each connection's application as a task of its own: this request's.
         return False
     return "channels_sio" in getattr(task.get_coro(), "__qualname__", "") or "channels_sio" in (
         getattr(getattr(task.get_coro(), "cr_code", None), "co_filename", "")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
 from .errors import ErrorCode, error_body
 
-__all__ = ["HttpRequest", "HttpResponse", "error_response", "parse_query"]
+__all__ = ["AsgiHeaders", "HttpRequest", "HttpResponse", "error_response", "parse_query"]
 
 _SCHEMES = {"ws": "http", "wss": "https"}
 
@@ -26,13 +27,46 @@ def parse_query(query: str) -> dict[str, str]:
     return parsed
 
 
+class AsgiHeaders(Mapping[str, str]):
+    """An ASGI scope's headers as a read-only mapping, decoded when read.
+
+    A poll reads one or two headers (``origin``, ``host``) of the ten or more a browser sends,
+    so none is decoded up front. Names are lower case, as ASGI servers give them; when a name
+    repeats, the last value wins, as in a dict built from the list.
+    """
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: Sequence[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+
+    def get(self, name: str, default: Any = None) -> Any:
+        key = name.encode("latin-1")
+        for raw_name, value in reversed(self._raw):
+            if raw_name == key:
+                return value.decode("latin-1")
+        return default
+
+    def __getitem__(self, name: str) -> str:
+        value: str | None = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({name.decode("latin-1"): None for name, _ in self._raw})
+
+    def __len__(self) -> int:
+        return len({name for name, _ in self._raw})
+
+
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
     """What the server needs of one HTTP request or WebSocket handshake."""
 
     method: str
     query: dict[str, str]
-    headers: dict[str, str]
+    headers: Mapping[str, str]
     scheme: str = "http"
     body: bytes = b""
     body_too_large: bool = False
@@ -43,16 +77,11 @@ class HttpRequest:
         cls, scope: dict[str, Any], body: bytes = b"", *, body_too_large: bool = False
     ) -> HttpRequest:
         """Build a request from an ASGI ``http`` or ``websocket`` scope."""
-        # ASGI servers give header names in lower case (Channels' middlewares rely on it too).
-        headers = {
-            name.decode("latin-1"): value.decode("latin-1")
-            for name, value in scope.get("headers", ())
-        }
         scheme = scope.get("scheme", "http")
         return cls(
             method=scope.get("method", "GET"),
             query=parse_query(scope.get("query_string", b"").decode("latin-1")),
-            headers=headers,
+            headers=AsgiHeaders(scope.get("headers", ())),
             scheme=_SCHEMES.get(scheme, scheme),
             body=body,
             body_too_large=body_too_large,

@@ -61,19 +61,22 @@ class WebSocketTransport(Transport):
     async def write(self, packets: list[Packet]) -> None:
         if self._closed:
             return
-        self._queue.extend(packets)
         # One writer drains the queue; a concurrent caller leaves its packets to it, which
         # keeps multi-frame packets contiguous without a lock or a task per write.
         if self._writing:
+            self._queue.extend(packets)
             return
         self._writing = True
+        batch = packets
         try:
-            while self._queue:
-                batch, self._queue = self._queue, []
+            while True:
                 for packet in batch:
                     if self._closed:
                         return
                     await self.sink.send_frame(encode_packet(packet))
+                if not self._queue:
+                    break
+                batch, self._queue = self._queue, []
         except OSError:
             self._lost()
         finally:

@@ -6,7 +6,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from channels_sio.engineio.http import HttpRequest, parse_query
+from channels_sio.engineio.http import AsgiHeaders, HttpRequest, parse_query
 
 
 @pytest.mark.parametrize(
@@ -43,3 +43,23 @@ def test_from_asgi() -> None:
     assert request.body == b"4hi"
     assert request.context is scope
     assert HttpRequest.from_asgi({**scope, "type": "websocket", "scheme": "wss"}).scheme == "https"
+
+
+def test_asgi_headers_read_as_the_dict_of_the_list() -> None:
+    raw = [
+        (b"host", b"a"),
+        (b"x-twice", b"1"),
+        (b"origin", b"https://\xe9.com"),
+        (b"x-twice", b"2"),
+    ]
+    headers = AsgiHeaders(raw)
+    as_dict = {name.decode("latin-1"): value.decode("latin-1") for name, value in raw}
+    assert dict(headers) == as_dict
+    assert len(headers) == 3
+    assert headers["x-twice"] == "2"
+    assert headers.get("origin") == "https://é.com"
+    assert headers.get("cookie") is None
+    assert headers.get("cookie", "") == ""
+    assert "host" in headers
+    with pytest.raises(KeyError):
+        headers["cookie"]

@@ -1,0 +1,201 @@
+"""channels_sio's own cost per round trip, in one process, with no ASGI server or client.
+
+    python bench/inprocess.py echo [--count N]          # wall time per acknowledged round trip
+    python bench/inprocess.py polling --callgrind       # CPU instructions per round trip
+
+The whole ASGI application (``get_application`` with the benchmark handlers) is called the way
+an ASGI server calls it, by in-memory ``receive``/``send`` pairs: ``echo`` sends
+``emitWithAck("echo", ...)`` frames over one WebSocket and waits for each acknowledgement;
+``polling`` keeps a GET waiting, POSTs the same event and waits for the GET to return the
+acknowledgement. What is measured is therefore channels_sio, Channels and Django's settings,
+plus these in-memory queues (the same for every version of the code).
+
+Wall time on a shared VM moves by tens of percent. ``--callgrind`` runs the scenario twice
+under ``valgrind --tool=callgrind`` (``count`` and ``count * 6`` round trips) and prints the
+difference in instructions per round trip: the same number on every run of the same code, so it
+shows changes of 1%. It takes about a minute. Not a test and not a benchmark against anything:
+a tool for tuning (see docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENT = '42%d["echo",{"i":%d,"text":"hello world, this is a benchmark message"}]'
+HEADERS = [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"node"), (b"accept", b"*/*")]
+
+
+def _application() -> Any:
+    sys.path[:0] = [str(ROOT), str(ROOT / "example_project")]
+    os.environ["DJANGO_SETTINGS_MODULE"] = "example_project.settings_bench"
+    os.environ.pop("REDIS_URL", None)
+    from django.core.asgi import get_asgi_application
+
+    django_app = get_asgi_application()
+    from channels_sio.asgi import get_application
+    from channels_sio.socketio import SocketIOServer
+
+    server = SocketIOServer()
+
+    @server.on("echo")
+    async def echo(socket: Any, *args: Any) -> tuple[Any, ...]:
+        return args
+
+    return get_application(django_app, server=server)
+
+
+def _scope(kind: str, method: str, query: str, body: bool = False) -> dict[str, Any]:
+    headers = HEADERS + ([(b"content-type", b"text/plain;charset=UTF-8")] if body else [])
+    return {
+        "type": kind,
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http" if kind == "http" else "ws",
+        "path": "/socket.io/",
+        "raw_path": b"/socket.io/",
+        "root_path": "",
+        "query_string": query.encode(),
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+
+async def _echo(app: Any, count: int) -> float:
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def send(message: dict[str, Any]) -> None:
+        outbox.put_nowait(message)
+
+    connection = asyncio.create_task(
+        app(_scope("websocket", "GET", "EIO=4&transport=websocket"), inbox.get, send)
+    )
+    inbox.put_nowait({"type": "websocket.connect"})
+    await outbox.get()  # accept
+    await outbox.get()  # Engine.IO open
+    inbox.put_nowait({"type": "websocket.receive", "text": "40"})
+    await outbox.get()  # Socket.IO CONNECT
+    started = time.perf_counter()
+    for i in range(count):
+        inbox.put_nowait({"type": "websocket.receive", "text": EVENT % (i, i)})
+        reply = await outbox.get()
+        assert reply["text"].startswith(f"43{i}["), reply
+    elapsed = time.perf_counter() - started
+    inbox.put_nowait({"type": "websocket.disconnect", "code": 1000})
+    await connection
+    return elapsed
+
+
+_requests: set[asyncio.Task[None]] = set()
+
+
+async def _request(app: Any, method: str, query: str, body: bytes = b"") -> asyncio.Future[bytes]:
+    """Start one HTTP request; the future is its response body. The client never hangs up."""
+    loop = asyncio.get_running_loop()
+    answered: asyncio.Future[bytes] = loop.create_future()
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+    never: asyncio.Future[dict[str, Any]] = loop.create_future()
+
+    async def receive() -> dict[str, Any]:
+        return pending.pop() if pending else await never
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and not answered.done():
+            answered.set_result(message["body"])
+
+    task = asyncio.create_task(app(_scope("http", method, query, bool(body)), receive, send))
+    _requests.add(task)
+    task.add_done_callback(_requests.discard)
+    return answered
+
+
+async def _polling(app: Any, count: int) -> float:
+    opened = await (await _request(app, "GET", "EIO=4&transport=polling"))
+    query = f"EIO=4&transport=polling&sid={json.loads(opened[1:])['sid']}"
+    assert await (await _request(app, "POST", query, b"40")) == b"ok"
+    await (await _request(app, "GET", query))  # the CONNECT reply
+    started = time.perf_counter()
+    for i in range(count):
+        poll = await _request(app, "GET", query)
+        await asyncio.sleep(0)  # the GET is waiting before the POST arrives, as in a browser
+        assert await (await _request(app, "POST", query, (EVENT % (i, i)).encode())) == b"ok"
+        reply = await poll
+        assert reply.startswith(f"43{i}[".encode()), reply
+    return time.perf_counter() - started
+
+
+SCENARIOS = {"echo": _echo, "polling": _polling}
+
+
+def _run(scenario: str, count: int) -> float:
+    app = _application()
+    try:
+        import uvloop
+
+        return uvloop.run(SCENARIOS[scenario](app, count))
+    except ImportError:
+        return asyncio.run(SCENARIOS[scenario](app, count))
+
+
+def _instructions(scenario: str, count: int, out_dir: Path) -> int:
+    out = out_dir / f"callgrind.{count}"
+    subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            __file__,
+            scenario,
+            "--count",
+            str(count),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    totals = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE)
+    assert totals is not None, f"no totals in {out}"
+    return int(totals[1])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scenario", choices=sorted(SCENARIOS))
+    parser.add_argument("--count", type=int, default=None, help="round trips (default 20000)")
+    parser.add_argument(
+        "--callgrind", action="store_true", help="instructions per round trip under valgrind"
+    )
+    args = parser.parse_args(argv)
+    if args.callgrind:
+        if shutil.which("valgrind") is None:
+            parser.error("--callgrind needs valgrind (Debian: apt-get install valgrind)")
+        base = args.count or 500
+        with tempfile.TemporaryDirectory(prefix="csio-callgrind-") as tmp:
+            low = _instructions(args.scenario, base, Path(tmp))
+            high = _instructions(args.scenario, base * 6, Path(tmp))
+        print(f"{args.scenario}: {(high - low) / (base * 5):,.0f} instructions per round trip")
+        return 0
+    count = args.count or 20000
+    elapsed = _run(args.scenario, count)
+    print(f"{args.scenario}: {1e6 * elapsed / count:.1f} µs wall per round trip ({count})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,25 @@
+"""A small run of bench/inprocess.py (the in-process tuning tool), so that it cannot rot."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "inprocess.py"
+
+
+@pytest.mark.parametrize("scenario", ["echo", "polling"])
+def test_a_short_run_reports_the_time_per_round_trip(scenario: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), scenario, "--count", "50"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(rf"{scenario}: \d+\.\d µs wall per round trip \(50\)\n", done.stdout)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs everything and runs the example project on http://127.0.0.1:8000/ with daphne:
+# Installs everything and runs the example project on http://127.0.0.1:8000/ (or $PORT) with daphne:
 # SQLite, the in-memory channel layer, and an admin user whose login is printed below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,9 +30,9 @@ for name in ("alice", "bob"):  # two chat users, to chat with yourself from two 
     chatter.save()
 '
 echo
-echo "  channels_sio example project: http://127.0.0.1:8000/"
-echo "  admin: http://127.0.0.1:8000/admin/  login: admin / $password"
-echo "  chat:  http://127.0.0.1:8000/chat/   login: alice or bob / $password"
+echo "  channels_sio example project: http://127.0.0.1:${PORT:-8000}/"
+echo "  admin: http://127.0.0.1:${PORT:-8000}/admin/  login: admin / $password"
+echo "  chat:  http://127.0.0.1:${PORT:-8000}/chat/   login: alice or bob / $password"
 echo
 # daphne's runserver: the ASGI server of INSTALLED_APPS["daphne"], serving static files too.
 exec ../.venv/bin/python manage.py runserver "127.0.0.1:${PORT:-8000}"

@@ -74,6 +74,10 @@ class Transport(ABC):
     async def write(self, packets: list[Packet]) -> None:
         """Deliver packets in order (polling buffers them until the next GET)."""
 
+    async def write_message(self, data: str | bytes) -> None:
+        """Deliver one MESSAGE packet (transports may do this without building the packet)."""
+        await self.write([Packet(PacketType.MESSAGE, data)])
+
     @abstractmethod
     async def close(self, reason: CloseReason) -> None:
         """Release the underlying connection. Idempotent."""
@@ -142,7 +146,8 @@ class Session:
 
     async def send(self, data: str | bytes) -> None:
         """Send one message (text or binary). Dropped once the session is closing."""
-        await self.send_packets([Packet(PacketType.MESSAGE, data)])
+        if self.is_open:
+            await self.transport.write_message(data)
 
     async def send_packets(self, packets: list[Packet]) -> None:
         """Send packets in order, contiguously. Dropped once the session is closing."""
@@ -150,6 +155,10 @@ class Session:
             await self.transport.write(packets)
 
     # -- receiving ------------------------------------------------------------------------
+
+    async def receive_message(self, data: str | bytes) -> None:
+        """Handle one MESSAGE packet's data that arrived on the current transport."""
+        await self.server.dispatch_message(self, data)
 
     async def receive_packet(self, packet: Packet) -> None:
         """Handle one packet that arrived on the current transport."""

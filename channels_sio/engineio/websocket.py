@@ -19,6 +19,8 @@ CLOSE_MESSAGE_TOO_BIG = 1009
 # Sent by uvicorn to every open socket when the worker shuts down.
 CLOSE_SERVICE_RESTART = 1012
 
+_MESSAGE = str(int(PacketType.MESSAGE))
+
 
 class WebSocketSink(Protocol):
     """What the transport needs of the consumer that owns the socket."""
@@ -82,6 +84,21 @@ class WebSocketTransport(Transport):
         finally:
             self._writing = False
 
+    async def write_message(self, data: str | bytes) -> None:
+        # The common case, one message on an idle socket, goes out without a Packet.
+        if self._writing or self._closed:
+            await self.write([Packet(PacketType.MESSAGE, data)])
+            return
+        self._writing = True
+        try:
+            await self.sink.send_frame(_MESSAGE + data if isinstance(data, str) else data)
+        except OSError:
+            self._lost()
+        finally:
+            self._writing = False
+        if self._queue:  # written by others meanwhile
+            await self.write([])
+
     def _lost(self) -> None:
         """The socket failed under a write: stop writing; the session closes in the background."""
         self._closed = True
@@ -102,6 +119,10 @@ class WebSocketTransport(Transport):
         if len(frame) > self._surely_fits and self._too_large(frame):
             logger.info("session %s: frame over max_payload", session.sid)
             await self._fail(session, CLOSE_MESSAGE_TOO_BIG, CloseReason.TRANSPORT_ERROR)
+            return
+        if session.transport is self and isinstance(frame, str) and frame[:1] == _MESSAGE:
+            # Most frames are messages on an upgraded socket: no Packet for them.
+            await session.receive_message(frame[1:])
             return
         try:
             packet = decode_packet(frame)

@@ -10,7 +10,7 @@ from ..engineio import CloseReason, Session
 from ..engineio.packet import Packet as EnginePacket
 from .exceptions import ConnectionRefusedError
 from .namespace import engine_packets
-from .packet import Decoder, Packet, PacketType, SocketIOParseError
+from .packet import Decoder, Packet, PacketType, SocketIOParseError, encode
 from .socket import Socket
 
 if TYPE_CHECKING:
@@ -40,7 +40,11 @@ class Client:
         return f"<Client {self.session.sid} {sorted(self.sockets)}>"
 
     async def send(self, packet: Packet) -> None:
-        await self.session.send_packets(engine_packets(packet))
+        parts = encode(packet)
+        if len(parts) == 1:
+            await self.session.send(parts[0])
+        else:
+            await self.session.send_packets(engine_packets(parts))
 
     async def send_encoded(self, packets: list[EnginePacket]) -> None:
         await self.session.send_packets(packets)

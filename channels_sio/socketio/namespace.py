@@ -24,9 +24,9 @@ __all__ = ["Namespace", "engine_packets"]
 logger = logging.getLogger("channels_sio.socketio")
 
 
-def engine_packets(packet: Packet) -> list[EnginePacket]:
-    """Encode a Socket.IO packet once, as the Engine.IO messages every recipient is sent."""
-    return [EnginePacket(EnginePacketType.MESSAGE, part) for part in encode(packet)]
+def engine_packets(parts: list[str | bytes]) -> list[EnginePacket]:
+    """An encoded Socket.IO packet (:func:`encode`) as the Engine.IO messages that carry it."""
+    return [EnginePacket(EnginePacketType.MESSAGE, part) for part in parts]
 
 
 class Namespace:
@@ -114,7 +114,7 @@ class Namespace:
         delivered = 0
         for nsp in self._family():
             packet.namespace = nsp.name
-            encoded = engine_packets(packet)
+            encoded = engine_packets(encode(packet))
             for sid in nsp.rooms.select(flags.rooms, flags.except_rooms):
                 socket = nsp.sockets.get(sid)
                 if socket is None or not socket.connected or sid == flags.exclude_sid:

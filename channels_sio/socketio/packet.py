@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -46,23 +47,45 @@ def _no_binary(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-# allow_nan=False: a NaN or Infinity written out would make JavaScript clients drop the
-# connection, so emitting one raises ValueError instead of sending a malformed packet.
-# default=_no_binary: most packets hold no bytes, so they are encoded in one pass of the C
-# encoder, which calls it only on bytes (or on what JSON cannot hold).
-_dumps = json.JSONEncoder(
-    separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_no_binary
-).encode
+def _make_dumps() -> Callable[[Any], str]:
+    # allow_nan=False: a NaN or Infinity written out would make JavaScript clients drop the
+    # connection, so emitting one raises ValueError instead of sending a malformed packet.
+    # default=_no_binary: most packets hold no bytes, so they are encoded in one pass of the C
+    # encoder, which calls it only on bytes (or on what JSON cannot hold).
+    make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if make_encoder is None:  # an interpreter without the C accelerator
+        return json.JSONEncoder(
+            separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_no_binary
+        ).encode
+    # JSONEncoder.encode builds this C encoder anew on every call (a third of its cost); one
+    # built once does the same work. No circular-reference markers: a circular value ends in
+    # RecursionError instead, which _dumps reports as the ValueError JSONEncoder would raise.
+    encoder = make_encoder(
+        None, _no_binary, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+
+    def dumps(value: Any) -> str:
+        try:
+            return "".join(encoder(value, 0))
+        except RecursionError:
+            raise ValueError("value nested too deeply (or circular) for JSON") from None
+
+    return dumps
+
+
+_dumps = _make_dumps()
 _decoder = json.JSONDecoder(parse_constant=_not_json)
-_raw_decode = _decoder.raw_decode
+# JSONDecoder sets scan_once (the C scanner) in __init__; typeshed does not declare it.
+_scan_once: Callable[[str, int], tuple[Any, int]] = _decoder.scan_once  # type: ignore[attr-defined]
 
 
 def _loads(text: str) -> Any:
-    # raw_decode skips decode()'s two whitespace regex matches. Clients send no whitespace
-    # around the JSON; if one does, decode() (which allows it) has the last word.
+    # The C scanner alone skips decode()'s two whitespace regex matches and raw_decode()'s
+    # Python frame. Clients send no whitespace around the JSON; if one does, or the scanner
+    # fails, decode() (which allows whitespace and words its errors) has the last word.
     try:
-        value, end = _raw_decode(text)
-    except ValueError:
+        value, end = _scan_once(text, 0)
+    except StopIteration:
         return _decoder.decode(text)
     if end != len(text):
         return _decoder.decode(text)

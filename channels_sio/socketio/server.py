@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import logging
 import re
+import sys
 import weakref
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
@@ -123,8 +124,23 @@ class SocketIOServer:
     # -- owned tasks ----------------------------------------------------------------------
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        """Run ``coro`` as a task this server owns (cancelled by :meth:`shutdown`)."""
-        task = asyncio.get_running_loop().create_task(coro)
+        """Run ``coro`` as a task this server owns (cancelled by :meth:`shutdown`).
+
+        On Python 3.12+ the task starts at once, up to its first wait (an eager task), as
+        socket.io runs its handlers: a handler that never waits has finished, and sent its
+        acknowledgement, before this returns, without a trip through the event loop. (Python
+        3.11 has no eager tasks, and running the first step in the caller's task would make
+        ``asyncio.current_task()`` and ``asyncio.timeout()`` in the handler act on the
+        connection's task, so there the task starts on the next turn of the loop.)
+        """
+        loop = asyncio.get_running_loop()
+        if sys.version_info >= (3, 12):
+            task = asyncio.Task(coro, loop=loop, eager_start=True)
+            if task.done():
+                self._task_done(task)
+                return
+        else:
+            task = loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 

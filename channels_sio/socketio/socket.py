@@ -16,7 +16,7 @@ from ..engineio.packet import Packet as EnginePacket
 from .broadcast import BroadcastFlags, BroadcastOperator, _room_set
 from .exceptions import AckTimeoutError, DisconnectedError
 from .namespace import engine_packets
-from .packet import Packet, PacketType, validate_event_name
+from .packet import Packet, PacketType, encode, validate_event_name
 
 if TYPE_CHECKING:
     from .bus import SocketSnapshot
@@ -152,7 +152,7 @@ class Socket:
         if self.state is SocketState.CONNECTING:
             # Emitted from a middleware or connect handler: sent right after the CONNECT reply,
             # but encoded now, so that bad arguments raise in the emitting code.
-            self._queued.append(engine_packets(packet))
+            self._queued.append(engine_packets(encode(packet)))
         elif self.state is SocketState.CONNECTED:
             await self.client.send(packet)
 

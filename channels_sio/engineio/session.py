@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -107,6 +107,9 @@ class Session:
         self._heartbeat: asyncio.TimerHandle | None = None
         self._upgrade_timer: asyncio.TimerHandle | None = None
         self._tasks: dict[asyncio.Task[None], None] = {}  # an ordered set, small when empty
+        #: Where this session's messages go, when a layer above takes them directly (the
+        #: Socket.IO bridge does); None sends them to the server's ``on_message`` handler.
+        self.receiver: Callable[[str | bytes], Awaitable[None]] | None = None
 
     def __repr__(self) -> str:
         return f"<Session {self.sid} {self.state.value} {self.transport.name}>"
@@ -158,13 +161,20 @@ class Session:
 
     async def receive_message(self, data: str | bytes) -> None:
         """Handle one MESSAGE packet's data that arrived on the current transport."""
-        await self.server.dispatch_message(self, data)
+        receiver = self.receiver
+        if receiver is None:
+            await self.server.dispatch_message(self, data)
+            return
+        try:
+            await receiver(data)
+        except Exception:
+            logger.exception("session %s: message receiver failed", self.sid)
 
     async def receive_packet(self, packet: Packet) -> None:
         """Handle one packet that arrived on the current transport."""
         kind = packet.type
         if kind is PacketType.MESSAGE:
-            await self.server.dispatch_message(self, packet.data)
+            await self.receive_message(packet.data)
         elif kind is PacketType.PONG:
             self._on_pong()
         elif kind is PacketType.CLOSE:

@@ -79,16 +79,17 @@ _decoder = json.JSONDecoder(parse_constant=_not_json)
 _scan_once: Callable[[str, int], tuple[Any, int]] = _decoder.scan_once  # type: ignore[attr-defined]
 
 
-def _loads(text: str) -> Any:
-    # The C scanner alone skips decode()'s two whitespace regex matches and raw_decode()'s
-    # Python frame. Clients send no whitespace around the JSON; if one does, or the scanner
-    # fails, decode() (which allows whitespace and words its errors) has the last word.
+def _loads(text: str, start: int) -> Any:
+    """The JSON value that fills ``text`` from ``start`` to its end."""
+    # The C scanner alone skips decode()'s two whitespace regex matches, raw_decode()'s Python
+    # frame and a copy of the text. Clients send no whitespace around the JSON; if one does,
+    # or the scanner fails, decode() (which allows whitespace and words its errors) decides.
     try:
-        value, end = _scan_once(text, 0)
+        value, end = _scan_once(text, start)
     except StopIteration:
-        return _decoder.decode(text)
+        return _decoder.decode(text[start:])
     if end != len(text):
-        return _decoder.decode(text)
+        return _decoder.decode(text[start:])
     return value
 
 
@@ -264,7 +265,7 @@ def _decode_text(text: str, max_attachments: int) -> tuple[Packet, int]:
     data = None
     if pos < end:
         try:
-            data = _loads(text[pos:])
+            data = _loads(text, pos)
         except (ValueError, RecursionError) as exc:
             # RecursionError: nesting deeper than the parser's limit ("[[[[...").
             raise SocketIOParseError(f"invalid JSON at byte {pos}: {exc}") from None

@@ -102,19 +102,15 @@ class SocketIOServer:
         if self._engine is None:
             engine = EngineIOServer(self.config.engine)
             engine.on_connect(self._engine_connect)
-            engine.on_message(self._engine_message)
             engine.on_disconnect(self._engine_disconnect)
             self._engine = engine
         return self._engine
 
     async def _engine_connect(self, session: Session) -> bool:
-        self.clients[session.sid] = Client(self, session)
+        client = Client(self, session)
+        self.clients[session.sid] = client
+        session.receiver = client.receive
         return True
-
-    async def _engine_message(self, session: Session, data: str | bytes) -> None:
-        client = self.clients.get(session.sid)
-        if client is not None:
-            await client.receive(data)
 
     async def _engine_disconnect(self, session: Session, reason: CloseReason) -> None:
         client = self.clients.pop(session.sid, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -23,6 +24,11 @@ C, D, E, A, X = (
     PacketType.ACK,
     PacketType.CONNECT_ERROR,
 )
+
+
+# Nesting the JSON parser accepts but that exhausts the Python stack when placeholders are put
+# back: Python 3.12+ parses deeper than its recursion limit, 3.11 stops at that limit.
+_DEEP = 900 if sys.version_info < (3, 12) else 1100
 
 
 def ph(num: int) -> str:
@@ -548,7 +554,7 @@ MALFORMED = [
         id="num-high-nested",
     ),
     pytest.param(
-        [f'51-["a",{"[" * 900}{ph(0)}{"]" * 900}]', b"x"],
+        [f'51-["a",{"[" * _DEEP}{ph(0)}{"]" * _DEEP}]', b"x"],
         r"^attachment placeholders nested too deeply$",
         {},
         id="placeholder-too-deep",

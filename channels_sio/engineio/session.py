@@ -54,6 +54,10 @@ _TRANSITIONS: dict[Enum, frozenset[Enum]] = {
     UpgradeState.UPGRADED: frozenset(),
 }
 
+# Read on every packet: module-level names, because Python 3.11 looks an enum member up
+# on its class through a descriptor call.
+_OPEN_STATES = (SessionState.OPENING, SessionState.OPEN)
+
 
 class InvalidTransition(RuntimeError):
     """A state machine was asked for a transition it does not have: a bug, never input."""
@@ -131,7 +135,7 @@ class Session:
 
     @property
     def is_open(self) -> bool:
-        return self.state in (SessionState.OPENING, SessionState.OPEN)
+        return self.state in _OPEN_STATES
 
     # -- owned background work ------------------------------------------------------------
 

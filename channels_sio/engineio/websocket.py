@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import Protocol
 
 from .errors import CloseReason
@@ -27,7 +28,7 @@ class WebSocketSink(Protocol):
 
     async def accept(self) -> None: ...
 
-    async def send_frame(self, data: str | bytes) -> None: ...
+    def send_frame(self, data: str | bytes) -> Awaitable[None]: ...
 
     async def close_socket(self, code: int) -> None: ...
 

@@ -22,6 +22,10 @@ logger = logging.getLogger("channels_sio.socketio")
 
 _INVALID_NAMESPACE = {"message": "Invalid namespace"}
 
+# Read on every packet: module-level names, because Python 3.11 looks an enum member up
+# on its class through a descriptor call.
+_CONNECT, _EVENT, _ACK = PacketType.CONNECT, PacketType.EVENT, PacketType.ACK
+
 
 class Client:
     """Owns the decoder of one Engine.IO session, routes its packets to namespace sockets,
@@ -62,7 +66,7 @@ class Client:
         if packet is None:
             return
         kind = packet.type
-        if kind is PacketType.CONNECT:
+        if kind is _CONNECT:
             # Middlewares and connect handlers may be slow (database, auth): off the receive path.
             self.server.spawn(self._connect(packet))
             return
@@ -72,9 +76,9 @@ class Client:
                 "session %s: packet for unconnected %s", self.session.sid, packet.namespace
             )
             return
-        if kind is PacketType.EVENT:
+        if kind is _EVENT:
             self.server.spawn(socket.handle_event(packet))
-        elif kind is PacketType.ACK:
+        elif kind is _ACK:
             socket.handle_ack(packet)
         elif kind is PacketType.DISCONNECT:
             await socket.closed("client namespace disconnect")

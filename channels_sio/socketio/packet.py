@@ -107,6 +107,12 @@ class PacketType(IntEnum):
 
 # The wire digit -> type. (int() would also read non-ASCII digits such as "٢".)
 _TYPES = {str(int(kind)): kind for kind in PacketType}
+_DIGITS = {kind: digit for digit, kind in _TYPES.items()}
+
+# Read on every packet: module-level names, because Python 3.11 looks an enum member up
+# on its class through a descriptor call.
+_EVENT, _ACK = PacketType.EVENT, PacketType.ACK
+_BINARY_KINDS = (PacketType.BINARY_EVENT, PacketType.BINARY_ACK)
 
 
 class SocketIOParseError(ValueError):
@@ -159,7 +165,7 @@ def encode(packet: Packet) -> list[str | bytes]:
             else:
                 raise TypeError(f"{kind.name} packets cannot carry binary data") from None
             body = _dumps(_deconstruct(data, buffers))
-    header = str(int(kind))
+    header = _DIGITS[kind]
     if buffers:
         header += f"{len(buffers)}-"
     if packet.namespace != "/":
@@ -240,7 +246,7 @@ def _decode_text(text: str, max_attachments: int) -> tuple[Packet, int]:
     pos = 1
     end = len(text)
     attachments = 0
-    if kind in (PacketType.BINARY_EVENT, PacketType.BINARY_ACK):
+    if kind in _BINARY_KINDS:
         dash = text.find("-", pos)
         digits = text[pos:dash] if dash != -1 else ""
         if not digits.isdigit() or not digits.isascii():
@@ -275,19 +281,19 @@ def _decode_text(text: str, max_attachments: int) -> tuple[Packet, int]:
 def _check_payload(packet: Packet, from_server: bool) -> None:
     """Reject packets the peer may not send, or whose payload does not fit their type."""
     kind, data = packet.type, packet.data
-    if kind is PacketType.CONNECT:
-        ok = isinstance(data, dict) if from_server else data is None or isinstance(data, dict)
-    elif kind is PacketType.DISCONNECT:
-        ok = data is None and packet.id is None
-    elif kind is PacketType.EVENT:
+    if kind is _EVENT:
         ok = (
             isinstance(data, list)
             and len(data) > 0
             and isinstance(data[0], str)
             and data[0] not in RESERVED_EVENTS
         )
-    elif kind is PacketType.ACK:
+    elif kind is _ACK:
         ok = isinstance(data, list) and packet.id is not None
+    elif kind is PacketType.CONNECT:
+        ok = isinstance(data, dict) if from_server else data is None or isinstance(data, dict)
+    elif kind is PacketType.DISCONNECT:
+        ok = data is None and packet.id is None
     else:  # CONNECT_ERROR travels from server to client only
         ok = from_server and isinstance(data, dict | str)
     if not ok:

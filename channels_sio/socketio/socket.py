@@ -74,6 +74,12 @@ class Handshake:
         )
 
 
+# Read on every packet: module-level names, because Python 3.11 looks an enum member up
+# on its class through a descriptor call.
+_CONNECTED = SocketState.CONNECTED
+_ACK = PacketType.ACK
+
+
 def _ack_args(result: Any) -> list[Any]:
     """A handler's return value as acknowledgement arguments."""
     if result is None:
@@ -139,7 +145,7 @@ class Socket:
 
     @property
     def connected(self) -> bool:
-        return self.state is SocketState.CONNECTED
+        return self.state is _CONNECTED
 
     @property
     def rooms(self) -> frozenset[str]:
@@ -166,8 +172,11 @@ class Socket:
             packet.id = self.nsp.next_ack_id()
             server = self.nsp.server
 
+            async def call(ack_args: list[Any]) -> None:
+                await server.call_handler(callback, *ack_args)
+
             def on_ack(ack_args: list[Any]) -> None:
-                server.spawn(server.call_handler(callback, *ack_args))
+                server.spawn(call(ack_args))
 
             self.acks[packet.id] = on_ack
         await self._send(packet)
@@ -270,9 +279,7 @@ class Socket:
             logger.exception("handler for %r failed (socket %s, %s)", event, self.id, self.nsp)
             return
         if packet.id is not None and self.connected:
-            await self.client.send(
-                Packet(PacketType.ACK, self.nsp.name, _ack_args(result), packet.id)
-            )
+            await self.client.send(Packet(_ACK, self.nsp.name, _ack_args(result), packet.id))
 
     def handle_ack(self, packet: Packet) -> None:
         callback = self.acks.pop(packet.id, None) if packet.id is not None else None

@@ -127,15 +127,15 @@ CONFIGS = (
 # per request, which costs the client core more than the server: --set polling.keepalive=0).
 PRESETS: dict[str, dict[str, dict[str, float]]] = {
     "full": {
-        "echo": {"clients": 50, "count": 100000, "warmup": 20, "window-seconds": 25},
+        "echo": {"clients": 50, "count": 250000, "warmup": 20, "window-seconds": 25},
         "polling": {
             "clients": 50,
-            "count": 15000,
+            "count": 30000,
             "warmup": 4,
             "window-seconds": 25,
             "keepalive": 1,
         },
-        "fanout": {"clients": 1000, "count": 120, "warmup": 3, "window-seconds": 25},
+        "fanout": {"clients": 1000, "count": 250, "warmup": 3, "window-seconds": 25},
         "connect": {"clients": 1000, "warmup": 20, "window-seconds": 25},
         "cluster": {
             "workers": 2,

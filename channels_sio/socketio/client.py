@@ -68,7 +68,7 @@ class Client:
         kind = packet.type
         if kind is _CONNECT:
             # Middlewares and connect handlers may be slow (database, auth): off the receive path.
-            self.server.spawn(self._connect(packet))
+            self.server.start_handler(self._connect(packet))
             return
         socket = self.sockets.get(packet.namespace)
         if socket is None or not socket.connected:
@@ -77,7 +77,7 @@ class Client:
             )
             return
         if kind is _EVENT:
-            self.server.spawn(socket.handle_event(packet))
+            self.server.start_handler(socket.handle_event(packet))
         elif kind is _ACK:
             socket.handle_ack(packet)
         elif kind is PacketType.DISCONNECT:

@@ -120,23 +120,30 @@ class SocketIOServer:
     # -- owned tasks ----------------------------------------------------------------------
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        """Run ``coro`` as a task this server owns (cancelled by :meth:`shutdown`).
+        """Run ``coro`` as a task this server owns (cancelled by :meth:`shutdown`)."""
+        self._own(asyncio.get_running_loop().create_task(coro))
 
-        On Python 3.12+ the task starts at once, up to its first wait (an eager task), as
-        socket.io runs its handlers: a handler that never waits has finished, and sent its
-        acknowledgement, before this returns, without a trip through the event loop. (Python
-        3.11 has no eager tasks, and running the first step in the caller's task would make
-        ``asyncio.current_task()`` and ``asyncio.timeout()`` in the handler act on the
-        connection's task, so there the task starts on the next turn of the loop.)
+    def start_handler(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run the handling of one packet (an event, a CONNECT, an acknowledgement callback)
+        as an owned task that starts at once.
+
+        On Python 3.12+ it is an eager task, as socket.io runs its handlers: it runs up to its
+        first wait before this returns, so a handler that never waits has finished, and sent
+        its acknowledgement, without a trip through the event loop. Python 3.11 has no eager
+        tasks (running the first step in the caller's task would make ``current_task()`` and
+        ``asyncio.timeout()`` in the handler act on the connection's task), so there the task
+        starts on the next turn of the loop.
         """
-        loop = asyncio.get_running_loop()
         if sys.version_info >= (3, 12):
-            task = asyncio.Task(coro, loop=loop, eager_start=True)
+            task = asyncio.Task(coro, loop=asyncio.get_running_loop(), eager_start=True)
             if task.done():
                 self._task_done(task)
-                return
+            else:
+                self._own(task)
         else:
-            task = loop.create_task(coro)
+            self.spawn(coro)
+
+    def _own(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 

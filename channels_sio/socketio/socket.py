@@ -176,7 +176,7 @@ class Socket:
                 await server.call_handler(callback, *ack_args)
 
             def on_ack(ack_args: list[Any]) -> None:
-                server.spawn(call(ack_args))
+                server.start_handler(call(ack_args))
 
             self.acks[packet.id] = on_ack
         await self._send(packet)

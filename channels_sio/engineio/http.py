@@ -99,7 +99,15 @@ class HttpResponse:
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
     def asgi_headers(self) -> list[tuple[bytes, bytes]]:
-        return [(b"content-type", self.content_type), *self.headers]
+        if self.status == 204:  # no content, and so no Content-Length (RFC 9110, 8.6)
+            return [(b"content-type", self.content_type), *self.headers]
+        # With its length declared, the body goes out as it is rather than in chunked framing
+        # that both the server and the client would have to write and read.
+        return [
+            (b"content-type", self.content_type),
+            (b"content-length", str(len(self.body)).encode()),
+            *self.headers,
+        ]
 
 
 def error_response(code: ErrorCode) -> HttpResponse:

@@ -32,6 +32,24 @@ def assert_error(response: httpx.Response, code: int, message: str) -> None:
         error_json(code, message),
     )
     assert response.headers["content-type"] == "application/json"
+    assert_length_declared(response)
+
+
+def assert_length_declared(response: httpx.Response) -> None:
+    assert response.headers["content-length"] == str(len(response.content))
+    assert "transfer-encoding" not in response.headers
+
+
+async def test_answers_declare_their_length(
+    protocol_server: ServerProcess, client: httpx.AsyncClient
+) -> None:
+    async with polling_session(protocol_server, client) as session:
+        posted = await session.post("4hello")
+        assert posted.content == b"ok"
+        assert_length_declared(posted)
+        polled = await session.get()
+        assert polled.content == b"4hello"  # the protocol server echoes
+        assert_length_declared(polled)
 
 
 async def test_unknown_transport(protocol_server: ServerProcess, client: httpx.AsyncClient) -> None:
@@ -128,6 +146,7 @@ async def test_preflight(protocol_server: ServerProcess, client: httpx.AsyncClie
     assert response.status_code == 204
     assert response.content == b""
     headers = response.headers
+    assert "transfer-encoding" not in headers
     assert headers["access-control-allow-origin"] == "https://app.example"
     assert headers["access-control-allow-methods"] == "GET, POST, OPTIONS"
     assert headers["access-control-allow-headers"] == "content-type, x-custom"

@@ -927,15 +927,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def _option_value(value: str) -> Any:
+    """A number where the text is one; else the text (e.g. polling.polling-impl=fetch)."""
+    try:
+        return float(value) if "." in value else int(value)
+    except ValueError:
+        if not value:
+            raise
+        return value
+
+
 def scenario_params(preset: str, overrides: Sequence[str]) -> dict[str, dict[str, float]]:
     params = {scenario: dict(values) for scenario, values in PRESETS[preset].items()}
     for item in overrides:
         try:
             key, value = item.split("=", 1)
             scenario, option = key.split(".", 1)
-            params[scenario][option] = float(value) if "." in value else int(value)
+            params[scenario][option] = _option_value(value)
         except (ValueError, KeyError):
-            raise SystemExit(f"--set {item}: expected SCENARIO.OPTION=NUMBER") from None
+            raise SystemExit(f"--set {item}: expected SCENARIO.OPTION=VALUE") from None
     return params
 
 

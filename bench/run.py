@@ -136,7 +136,7 @@ PRESETS: dict[str, dict[str, dict[str, float]]] = {
             "keepalive": 1,
         },
         "fanout": {"clients": 1000, "count": 250, "warmup": 3, "window-seconds": 25},
-        "connect": {"clients": 1000, "warmup": 20, "window-seconds": 25},
+        "connect": {"clients": 2000, "warmup": 20, "window-seconds": 25},
         "cluster": {
             "workers": 2,
             "clients": 500,

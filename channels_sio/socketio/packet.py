@@ -57,9 +57,9 @@ def _make_dumps() -> Callable[[Any], str]:
         return json.JSONEncoder(
             separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_no_binary
         ).encode
-    # JSONEncoder.encode builds this C encoder anew on every call (a third of its cost); one
-    # built once does the same work. No circular-reference markers: a circular value ends in
-    # RecursionError instead, which _dumps reports as the ValueError JSONEncoder would raise.
+    # JSONEncoder.encode builds this C encoder anew on every call (most of its cost for a
+    # small packet); one built once does the same work. Without circular-reference markers a
+    # circular value ends in RecursionError, reported as a ValueError, as JSONEncoder does.
     encoder = make_encoder(
         None, _no_binary, json.encoder.encode_basestring, None, ":", ",", False, False, False
     )

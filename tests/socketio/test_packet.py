@@ -168,6 +168,13 @@ def test_encode_refuses_values_json_has_no_form_for(value: Any) -> None:
         encode(Packet(E, data=["x", {"nested": [value]}]))
 
 
+def test_encode_refuses_circular_values() -> None:
+    loop: list[Any] = ["again"]
+    loop.append(loop)
+    with pytest.raises(ValueError, match="circular"):
+        encode(Packet(E, data=["x", {"loop": loop}]))
+
+
 def test_only_events_and_acks_carry_binary() -> None:
     with pytest.raises(TypeError, match="CONNECT packets cannot carry binary data"):
         encode(Packet(PacketType.CONNECT, data={"token": b"\x01"}))

@@ -2,6 +2,7 @@
 
     python bench/inprocess.py echo [--count N]          # wall time per acknowledged round trip
     python bench/inprocess.py polling --callgrind       # CPU instructions per round trip
+    python bench/inprocess.py echo --floor --callgrind  # the harness alone
 
 The whole ASGI application (``get_application`` with the benchmark handlers) is called the way
 an ASGI server calls it, by in-memory ``receive``/``send`` pairs: ``echo`` sends
@@ -9,6 +10,9 @@ an ASGI server calls it, by in-memory ``receive``/``send`` pairs: ``echo`` sends
 ``polling`` keeps a GET waiting, POSTs the same event and waits for the GET to return the
 acknowledgement. What is measured is therefore channels_sio, Channels and Django's settings,
 plus these in-memory queues (the same for every version of the code).
+
+``--floor`` runs the echo scenario against a hand-written ASGI app that answers the same
+frames, so that the harness's own share can be subtracted.
 
 Wall time on a shared VM moves by tens of percent. ``--callgrind`` runs the scenario twice
 under ``valgrind --tool=callgrind`` (``count`` and ``count * 6`` round trips) and prints the
@@ -55,6 +59,24 @@ def _application() -> Any:
         return args
 
     return get_application(django_app, server=server)
+
+
+async def _floor(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The echo scenario's answers written by hand: what the harness itself costs."""
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "websocket.connect":
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.send", "text": '0{"sid":"floor"}'})
+        elif kind == "websocket.receive":
+            text = message["text"]
+            if text == "40":
+                await send({"type": "websocket.send", "text": '40{"sid":"floor"}'})
+            else:
+                await send({"type": "websocket.send", "text": f"43{text[2 : text.index('[')]}[]"})
+        else:
+            return
 
 
 def _scope(kind: str, method: str, query: str, body: bool = False) -> dict[str, Any]:
@@ -142,8 +164,8 @@ async def _polling(app: Any, count: int) -> float:
 SCENARIOS = {"echo": _echo, "polling": _polling}
 
 
-def _run(scenario: str, count: int) -> float:
-    app = _application()
+def _run(scenario: str, count: int, floor: bool = False) -> float:
+    app = _floor if floor else _application()
     try:
         import uvloop
 
@@ -152,7 +174,7 @@ def _run(scenario: str, count: int) -> float:
         return asyncio.run(SCENARIOS[scenario](app, count))
 
 
-def _instructions(scenario: str, count: int, out_dir: Path) -> int:
+def _instructions(scenario: str, count: int, out_dir: Path, floor: bool) -> int:
     out = out_dir / f"callgrind.{count}"
     subprocess.run(
         [
@@ -164,6 +186,7 @@ def _instructions(scenario: str, count: int, out_dir: Path) -> int:
             scenario,
             "--count",
             str(count),
+            *(["--floor"] if floor else []),
         ],
         check=True,
         capture_output=True,
@@ -181,18 +204,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--callgrind", action="store_true", help="instructions per round trip under valgrind"
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="echo against a hand-written ASGI app instead: what the harness itself costs",
+    )
     args = parser.parse_args(argv)
+    if args.floor and args.scenario != "echo":
+        parser.error("--floor is for the echo scenario")
     if args.callgrind:
         if shutil.which("valgrind") is None:
             parser.error("--callgrind needs valgrind (Debian: apt-get install valgrind)")
         base = args.count or 500
         with tempfile.TemporaryDirectory(prefix="csio-callgrind-") as tmp:
-            low = _instructions(args.scenario, base, Path(tmp))
-            high = _instructions(args.scenario, base * 6, Path(tmp))
+            low = _instructions(args.scenario, base, Path(tmp), args.floor)
+            high = _instructions(args.scenario, base * 6, Path(tmp), args.floor)
         print(f"{args.scenario}: {(high - low) / (base * 5):,.0f} instructions per round trip")
         return 0
     count = args.count or 20000
-    elapsed = _run(args.scenario, count)
+    elapsed = _run(args.scenario, count, args.floor)
     print(f"{args.scenario}: {1e6 * elapsed / count:.1f} µs wall per round trip ({count})")
     return 0
 

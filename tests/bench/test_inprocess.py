@@ -23,3 +23,15 @@ def test_a_short_run_reports_the_time_per_round_trip(scenario: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert re.fullmatch(rf"{scenario}: \d+\.\d µs wall per round trip \(50\)\n", done.stdout)
+
+
+def test_the_floor_runs_the_echo_harness_alone() -> None:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "echo", "--floor", "--count", "50"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(r"echo: \d+\.\d µs wall per round trip \(50\)\n", done.stdout)

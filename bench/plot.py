@@ -20,6 +20,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 COLORS = {
     "channels_sio": "#2b6cb0",
     "python-socketio": "#dd6b20",
+    "socket.io": "#2f855a",
     "raw": "#718096",
 }
 

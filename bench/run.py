@@ -5,7 +5,9 @@
 One run alternates the servers A B A B over the rounds: channels_sio (the example project with
 ``example_project.settings_bench``) and python-socketio's ASGI app with the same handlers
 (``bench/servers/pysio_app.py``), each under uvicorn and under daphne, and a raw ASGI WebSocket
-echo under uvicorn as the floor (echo only). The servers run a copy of the code under test taken
+echo under uvicorn as the floor (echo only), and Node's socket.io with the same handlers as a
+column for reference (``bench/servers/socketio_server.js``; not in the cluster scenario, and not
+in the ratios). The servers run a copy of the code under test taken
 when the run starts (others may edit the work tree meanwhile). Every (round, scenario, server)
 gets a fresh server process pinned to core 0; the load generator (``bench/client/bench.js``,
 the official socket.io-client on Node) is pinned to core 1, and reads the server's CPU time
@@ -75,6 +77,7 @@ class App:
     pythonpath: tuple[str, ...]  # idem
     env: tuple[tuple[str, str], ...] = ()
     socketio: bool = True  # False: the raw WebSocket echo (no Socket.IO, echo scenario only)
+    node: bool = False  # True: ``target`` is a Node script, run by node rather than an ASGI server
 
 
 APPS = {
@@ -87,6 +90,7 @@ APPS = {
     ),
     "python-socketio": App("python-socketio", "bench.servers.pysio_app:app", ".", (".",)),
     "raw": App("raw", "bench.servers.raw_echo:app", ".", (".",), socketio=False),
+    "socket.io": App("socket.io", "bench/servers/socketio_server.js", ".", (), node=True),
 }
 # The same apps on Redis, for the cluster scenario: REDIS_URL is given to these only.
 CLUSTER_APPS = {
@@ -110,6 +114,8 @@ CLUSTER_REDIS_DB = 5
 # would also count the receiver's backup copy and group joins).
 LAYER_MESSAGE_COMMAND = {"channels_sio": "zcount", "python-socketio": "publish"}
 ASGI_SERVERS = ("uvicorn", "daphne")
+# What runs a Node app (APPS[...].node): not an ASGI server, so --asgi does not select it.
+NODE = "node"
 # The order of one round: the pair compared on each ASGI server runs back to back (A B), then
 # the floor. Rounds repeat it: A B A B.
 CONFIGS = (
@@ -117,6 +123,7 @@ CONFIGS = (
     ("python-socketio", "uvicorn"),
     ("channels_sio", "daphne"),
     ("python-socketio", "daphne"),
+    ("socket.io", NODE),
     ("raw", "uvicorn"),
 )
 
@@ -306,6 +313,8 @@ class Server:
         return self.proc.pid
 
     def command(self) -> list[str]:
+        if self.app.node:
+            return ["node", self.app.target, "--port", str(self.port)]
         if self.asgi == "uvicorn":
             return [
                 sys.executable,
@@ -355,6 +364,8 @@ class Server:
         env.update(self.env)
         # First on the path: the source root's channels_sio wins over the editable install.
         env["PYTHONPATH"] = os.pathsep.join(str(self.root / p) for p in self.app.pythonpath)
+        # A Node server's packages are the load generator's (bench/client/package-lock.json).
+        env["NODE_PATH"] = str(CLIENT_DIR / "node_modules")
         self.started = time.monotonic()
         with self.log_path.open("wb") as log_file:
             self.proc = subprocess.Popen(
@@ -488,7 +499,7 @@ def configs_for(
 ) -> list[tuple[str, str]]:
     chosen = []
     for app, asgi in CONFIGS:
-        if app not in apps or asgi not in servers:
+        if app not in apps or (asgi not in servers and not APPS[app].node):
             continue
         if not APPS[app].socketio and scenario != "echo":
             continue
@@ -694,9 +705,10 @@ def machine() -> dict[str, Any]:
     info["packages"] = packages
     with contextlib.suppress(OSError):
         lock = json.loads((CLIENT_DIR / "package-lock.json").read_text())
-        info["packages"]["socket.io-client (npm)"] = lock["packages"][
-            "node_modules/socket.io-client"
-        ]["version"]
+        for npm_name in ("socket.io-client", "socket.io"):
+            info["packages"][f"{npm_name} (npm)"] = lock["packages"][f"node_modules/{npm_name}"][
+                "version"
+            ]
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # never writes the index
         info["git_commit"] = subprocess.run(

@@ -50,7 +50,9 @@ def _require_redis() -> None:
     require(reachable, f"Redis at {default_redis_url()}")
 
 
-def _smoke_run(out: Path, *scenarios: str) -> subprocess.CompletedProcess[str]:
+def _smoke_run(
+    out: Path, *scenarios: str, extra_apps: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     command = [
         sys.executable,
         str(RUN),
@@ -63,6 +65,7 @@ def _smoke_run(out: Path, *scenarios: str) -> subprocess.CompletedProcess[str]:
         "--apps",
         "channels_sio",
         "python-socketio",
+        *extra_apps,
         "--asgi",
         "uvicorn",
         "--out",
@@ -78,25 +81,26 @@ def _smoke_run(out: Path, *scenarios: str) -> subprocess.CompletedProcess[str]:
 def test_smoke_run_produces_well_formed_results(tmp_path: Path) -> None:
     _require_client()
     out = tmp_path / "results.json"
-    proc = _smoke_run(out, "echo", "fanout")
+    proc = _smoke_run(out, "echo", "fanout", extra_apps=("socket.io",))
     document = json.loads(out.read_text())
 
     meta = document["meta"]
     assert meta["rounds"] == 1
     assert meta["machine"]["nproc"] >= 1
     assert meta["machine"]["packages"]["python-socketio"]
+    assert meta["machine"]["packages"]["socket.io (npm)"] == "4.8.1"
 
     runs = document["runs"]
     expected = {
         (scenario, app)
         for scenario in ("echo", "fanout")
-        for app in ("channels_sio", "python-socketio")
+        for app in ("channels_sio", "python-socketio", "socket.io")
     }
     assert {(r["scenario"], r["app"]) for r in runs} == expected
     for run in runs:
         where = f"{run['scenario']} {run['app']}"
         assert run["ok"], f"{where}: {run}"
-        assert run["asgi"] == "uvicorn"
+        assert run["asgi"] == ("node" if run["app"] == "socket.io" else "uvicorn")
         assert run["round"] == 1
         assert run["units"] == run["expected"] > 0, where
         assert run["throughput"] > 0, where
@@ -111,7 +115,11 @@ def test_smoke_run_produces_well_formed_results(tmp_path: Path) -> None:
     summary = document["summary"]
     for scenario in ("echo", "fanout"):
         servers = summary["servers"][scenario]
-        assert set(servers) == {"channels_sio@uvicorn", "python-socketio@uvicorn"}
+        assert set(servers) == {
+            "channels_sio@uvicorn",
+            "python-socketio@uvicorn",
+            "socket.io@node",
+        }
         for entry in servers.values():
             assert entry["failed"] == 0
             assert entry["throughput"]["n"] == 1

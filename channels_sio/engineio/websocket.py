@@ -69,9 +69,23 @@ class WebSocketTransport(Transport):
         if self._writing:
             self._queue.extend(packets)
             return
+        await self._drain(None, packets)
+
+    async def write_message(self, data: str | bytes) -> None:
+        # The common case, one message on an idle socket, goes out without a Packet.
+        if self._closed:
+            return
+        if self._writing:
+            self._queue.append(Packet(PacketType.MESSAGE, data))
+            return
+        await self._drain(_MESSAGE + data if isinstance(data, str) else data, [])
+
+    async def _drain(self, frame: str | bytes | None, batch: list[Packet]) -> None:
+        """As the one writer: send ``frame``, then ``batch``, then what others queued meanwhile."""
         self._writing = True
-        batch = packets
         try:
+            if frame is not None:
+                await self.sink.send_frame(frame)
             while True:
                 for packet in batch:
                     if self._closed:
@@ -84,21 +98,6 @@ class WebSocketTransport(Transport):
             self._lost()
         finally:
             self._writing = False
-
-    async def write_message(self, data: str | bytes) -> None:
-        # The common case, one message on an idle socket, goes out without a Packet.
-        if self._writing or self._closed:
-            await self.write([Packet(PacketType.MESSAGE, data)])
-            return
-        self._writing = True
-        try:
-            await self.sink.send_frame(_MESSAGE + data if isinstance(data, str) else data)
-        except OSError:
-            self._lost()
-        finally:
-            self._writing = False
-        if self._queue:  # written by others meanwhile
-            await self.write([])
 
     def _lost(self) -> None:
         """The socket failed under a write: stop writing; the session closes in the background."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -58,9 +58,10 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
 
     def send_frame(self, data: str | bytes) -> Awaitable[None]:
         # The ASGI send's own awaitable, with no coroutine of ours around it (once per frame).
+        send: Callable[[dict[str, Any]], Awaitable[None]] = self.base_send
         if isinstance(data, str):
-            return self.base_send({"type": "websocket.send", "text": data})  # type: ignore[no-any-return]
-        return self.base_send({"type": "websocket.send", "bytes": data})  # type: ignore[no-any-return]
+            return send({"type": "websocket.send", "text": data})
+        return send({"type": "websocket.send", "bytes": data})
 
     async def close_socket(self, code: int) -> None:
         try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ..engineio import CloseReason, Session
@@ -25,6 +27,8 @@ _INVALID_NAMESPACE = {"message": "Invalid namespace"}
 # Read on every packet: module-level names, because Python 3.11 looks an enum member up
 # on its class through a descriptor call.
 _CONNECT, _EVENT, _ACK = PacketType.CONNECT, PacketType.EVENT, PacketType.ACK
+# SocketIOServer.start_handler starts tasks eagerly from Python 3.12 on.
+_EAGER_TASKS = sys.version_info >= (3, 12)
 
 
 class Client:
@@ -36,6 +40,8 @@ class Client:
         self.session = session
         self.decoder = Decoder(server.config.max_attachments)
         self.sockets: dict[str, Socket] = {}
+        # Tasks started for this connection's packets that have not run yet (Python 3.11).
+        self._unstarted = 0
         self._connect_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
             server.config.connect_timeout / 1000, self._connect_timed_out
         )
@@ -68,7 +74,7 @@ class Client:
         kind = packet.type
         if kind is _CONNECT:
             # Middlewares and connect handlers may be slow (database, auth): off the receive path.
-            self.server.start_handler(self._connect(packet))
+            self.start(self._connect(packet))
             return
         socket = self.sockets.get(packet.namespace)
         if socket is None or not socket.connected:
@@ -77,11 +83,31 @@ class Client:
             )
             return
         if kind is _EVENT:
-            self.server.start_handler(socket.handle_event(packet))
+            ack = socket.handle_event(packet, at_once=not self._unstarted)
+            if ack is not None:
+                await self.send(ack)
         elif kind is _ACK:
             socket.handle_ack(packet)
         elif kind is PacketType.DISCONNECT:
             await socket.closed("client namespace disconnect")
+
+    def start(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Handle one packet of this connection in a task of its own (the server's).
+
+        Python 3.12+ starts the task eagerly: it runs up to its first wait before this returns.
+        On Python 3.11 it starts on the loop's next turn, and until it has, this connection's
+        later events run in tasks too (see ``Socket.handle_event``), so that none overtakes it.
+        """
+        if _EAGER_TASKS:
+            self.server.start_handler(coro)
+            return
+        self._unstarted += 1
+        self.server.start_handler(coro)
+        # The task's first step is the last callback in the loop's queue: this one follows it.
+        asyncio.get_running_loop().call_soon(self._task_began)
+
+    def _task_began(self) -> None:
+        self._unstarted -= 1
 
     async def _connect(self, packet: Packet) -> None:
         name = packet.namespace

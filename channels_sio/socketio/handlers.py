@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
+import dis
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -9,7 +11,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .namespace import Namespace
 
-__all__ = ["Handler", "Handlers", "NamespaceHandler", "SyncRunner"]
+__all__ = [
+    "Handler",
+    "Handlers",
+    "NamespaceHandler",
+    "SyncRunner",
+    "cannot_wait",
+    "is_async",
+    "run_at_once",
+]
 
 Handler = Callable[..., Any]
 #: Turns a plain ``def`` into an awaitable call run off the event loop (``sync_to_async``).
@@ -41,11 +51,14 @@ class Handlers:
         self.disconnect: Handler | None = None
         self.middlewares: list[Handler] = []
         self._arity: dict[Handler, int] = {}
+        self._at_once: set[Handler] = set()
 
     def register(self, event: str, handler: Handler) -> None:
         if not callable(handler):
             raise TypeError(f"handler for {event!r} must be callable, not {handler!r}")
         self._arity[handler] = _positional_count(handler)
+        if cannot_wait(handler):
+            self._at_once.add(handler)
         if event == CONNECT:
             self.connect = handler
         elif event == DISCONNECT:
@@ -58,6 +71,10 @@ class Handlers:
     def use(self, middleware: Handler) -> None:
         self._arity[middleware] = _positional_count(middleware)
         self.middlewares.append(middleware)
+
+    def runs_at_once(self, handler: Handler) -> bool:
+        """Whether ``handler`` (registered here) cannot wait, so :func:`run_at_once` may run it."""
+        return handler in self._at_once
 
     def trim(self, handler: Handler, args: tuple[Any, ...]) -> tuple[Any, ...]:
         """Optional trailing arguments (auth, reason) go only to handlers that take them."""
@@ -93,3 +110,27 @@ def is_async(handler: Handler) -> bool:
     return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
         getattr(handler, "__call__", None)  # noqa: B004  (objects with an async __call__)
     )
+
+
+def cannot_wait(handler: Handler) -> bool:
+    """Whether ``handler`` is an ``async def`` that can never suspend: no ``await``,
+    ``async for`` or ``async with`` in its body (each of those compiles to a YIELD_VALUE)."""
+    code = getattr(handler, "__code__", None)  # functions, and methods through their function
+    if code is None or not code.co_flags & inspect.CO_COROUTINE:
+        return False
+    return all(instruction.opname != "YIELD_VALUE" for instruction in dis.get_instructions(code))
+
+
+def run_at_once(handler: Handler, *args: Any) -> Any:
+    """Run a handler that :func:`cannot_wait` to its end, here, and return its result.
+
+    It runs in a copy of the current context, as a task would, so context variables it sets
+    do not leak into the caller's. Its exceptions propagate.
+    """
+    coro = handler(*args)
+    try:
+        contextvars.copy_context().run(coro.send, None)
+    except StopIteration as finished:
+        return finished.value
+    coro.close()
+    raise RuntimeError(f"{handler!r} suspended, which cannot_wait() ruled out")

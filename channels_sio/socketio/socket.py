@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 from ..engineio.packet import Packet as EnginePacket
 from .broadcast import BroadcastFlags, BroadcastOperator, _room_set
 from .exceptions import AckTimeoutError, DisconnectedError
+from .handlers import Handler, run_at_once
 from .namespace import engine_packets
 from .packet import Packet, PacketType, encode, validate_event_name
 
@@ -176,7 +177,7 @@ class Socket:
                 await server.call_handler(callback, *ack_args)
 
             def on_ack(ack_args: list[Any]) -> None:
-                server.start_handler(call(ack_args))
+                self.client.start(call(ack_args))
 
             self.acks[packet.id] = on_ack
         await self._send(packet)
@@ -263,23 +264,49 @@ class Socket:
 
     # -- receiving ------------------------------------------------------------------------
 
-    async def handle_event(self, packet: Packet) -> None:
-        """Run the application's handler for an EVENT and send its acknowledgement."""
+    def handle_event(self, packet: Packet, *, at_once: bool = True) -> Packet | None:
+        """Run the application's handler for an EVENT; returns the acknowledgement to send.
+
+        A handler that cannot wait (see :func:`~.handlers.cannot_wait`) runs to its end here,
+        as socket.io runs its handlers, and its acknowledgement is returned, unless
+        ``at_once`` is False (an earlier packet's task has not started yet, and this one must
+        not overtake it). Any other handler runs in a task of its own, which sends the
+        acknowledgement itself; None is returned then.
+        """
         event, *args = packet.data
         handlers = self.nsp.handlers
         handler = handlers.events.get(event)
+        if handler is None:
+            handler = handlers.catch_all
+            if handler is None:
+                return None
+            args.insert(0, event)
+        if not (at_once and handlers.runs_at_once(handler)):
+            self.client.start(self._run_event(event, handler, args, packet.id))
+            return None
         try:
-            if handler is not None:
-                result = await self.nsp.server.call_handler(handler, self, *args)
-            elif handlers.catch_all is not None:
-                result = await self.nsp.server.call_handler(handlers.catch_all, self, event, *args)
-            else:
-                return
+            result = run_at_once(handler, self, *args)
+        except Exception:
+            logger.exception("handler for %r failed (socket %s, %s)", event, self.id, self.nsp)
+            return None
+        return self._ack(packet.id, result)
+
+    async def _run_event(
+        self, event: str, handler: Handler, args: list[Any], ack_id: int | None
+    ) -> None:
+        try:
+            result = await self.nsp.server.call_handler(handler, self, *args)
         except Exception:
             logger.exception("handler for %r failed (socket %s, %s)", event, self.id, self.nsp)
             return
-        if packet.id is not None and self.connected:
-            await self.client.send(Packet(_ACK, self.nsp.name, _ack_args(result), packet.id))
+        ack = self._ack(ack_id, result)
+        if ack is not None:
+            await self.client.send(ack)
+
+    def _ack(self, ack_id: int | None, result: Any) -> Packet | None:
+        if ack_id is None or not self.connected:
+            return None
+        return Packet(_ACK, self.nsp.name, _ack_args(result), ack_id)
 
     def handle_ack(self, packet: Packet) -> None:
         callback = self.acks.pop(packet.id, None) if packet.id is not None else None

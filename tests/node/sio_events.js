@@ -13,13 +13,33 @@ main({
     return { answer, sid: socket.id };
   },
 
-  // The handler raises: no acknowledgement, and the connection carries on.
+  // The handlers raise (one at once, one after a wait): no acknowledgement, and the
+  // connection carries on.
   async raising(ctx) {
     const socket = await ctx.open("/features");
     const boom = await callOrTimeout(socket, 800, "boom", "x");
+    const boomLater = await callOrTimeout(socket, 800, "boom-later", "x");
     const unhandled = await callOrTimeout(socket, 500, "no-such-event", "y");
     const after = await call(socket, "sync-echo", "after");
-    return { boom, unhandled, after: after.args, connected: socket.connected };
+    return { boom, boom_later: boomLater, unhandled, after: after.args, connected: socket.connected };
+  },
+
+  // A handler that waits, then one that cannot, sent back to back; then two events that set a
+  // context variable.
+  async order(ctx) {
+    const socket = await ctx.open("/features");
+    const acks = [];
+    const first = call(socket, "waits-first", "a").then((answer) => {
+      acks.push("a");
+      return answer;
+    });
+    const second = call(socket, "at-once", "b").then((answer) => {
+      acks.push("b");
+      return answer;
+    });
+    const [a, b] = await Promise.all([first, second]);
+    const contexts = [await call(socket, "set-context", "one"), await call(socket, "set-context", "two")];
+    return { a, b, acks, contexts };
   },
 
   async "catch-all"(ctx) {

@@ -6,7 +6,9 @@ Loaded by ``tests.socketio.settings_features`` next to ``example_project.protoco
 ``/features``
     rooms, broadcasts (every operator flag), server->client acks, broadcast acks, fetch_sockets,
     sockets_join / sockets_leave / disconnect_sockets, socket.disconnect, binary, plain ``def``
-    handlers, a handler that raises, emits with invalid event names, and ``report``.
+    handlers, handlers that raise (at once, and after a wait), the order of handlers that wait
+    and handlers that cannot, context variables in handlers, emits with invalid event names,
+    and ``report``.
 ``/guarded``
     two middlewares (async, then plain ``def``) and a connect handler that may refuse.
 ``/refuse``
@@ -26,6 +28,7 @@ asked keys and acknowledges them.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import re
 from typing import Any
 
@@ -262,6 +265,39 @@ async def boom(socket: Socket, *args: Any) -> str:
     raise RuntimeError("boom on purpose")
 
 
+async def boom_later(socket: Socket, *args: Any) -> str:
+    await asyncio.sleep(0)
+    raise RuntimeError("boom later on purpose")
+
+
+async def waits_first(socket: Socket, tag: str) -> list[str]:
+    """Waits, so it runs in a task: what it appends shows when that task started."""
+    order = socket.data.setdefault("order", [])
+    order.append(f"{tag} started")
+    await asyncio.sleep(0.05)
+    order.append(f"{tag} finished")
+    return list(order)
+
+
+async def at_once(socket: Socket, tag: str) -> list[str]:
+    """Cannot wait (no await), so it runs as its event is read."""
+    order = socket.data.setdefault("order", [])
+    order.append(tag)
+    return list(order)
+
+
+HANDLER_CONTEXT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "handler_context", default=None
+)
+
+
+async def set_context(socket: Socket, value: str) -> str | None:
+    """Sets a context variable and returns what it was: each event sees its own context."""
+    previous = HANDLER_CONTEXT.get()
+    HANDLER_CONTEXT.set(value)
+    return previous
+
+
 def sync_echo(socket: Socket, *args: Any) -> dict[str, Any]:
     """A plain ``def`` handler: runs in a worker thread, off the event loop."""
     return {"args": list(args), "on_loop": on_loop(), "sid": socket.id}
@@ -338,6 +374,10 @@ for _event, _handler in {
     "disconnect-sockets": disconnect_sockets,
     "disconnect-me": disconnect_me,
     "boom": boom,
+    "boom-later": boom_later,
+    "waits-first": waits_first,
+    "at-once": at_once,
+    "set-context": set_context,
     "sync-echo": sync_echo,
     "bad-emit": bad_emit,
     "binary-echo": binary_echo,

@@ -35,12 +35,29 @@ def test_raising_handler_is_logged_and_the_connection_carries_on(
 ) -> None:
     result = scenario("sio_events.js", features_server, "raising")
     assert result["boom"] == {"timeout": 800}  # no acknowledgement
+    assert result["boom_later"] == {"timeout": 800}
     assert result["unhandled"] == {"timeout": 500}  # no handler, no catch-all: no ack either
     assert result["after"] == ["after"]
     assert result["connected"] is True
     log = features_server.log()
     assert "handler for 'boom' failed" in log
     assert "RuntimeError: boom on purpose" in log
+    assert "handler for 'boom-later' failed" in log
+    assert "RuntimeError: boom later on purpose" in log
+
+
+@node
+@pytest.mark.parametrize("transports", TRANSPORTS)
+def test_a_handler_that_cannot_wait_runs_at_once_but_never_overtakes(
+    features_server: ServerProcess, transports: str
+) -> None:
+    """``at-once`` (no await) answers before ``waits-first``, sent just before it, finishes,
+    but only after that one has started; context variables a handler sets stay its own."""
+    result = scenario("sio_events.js", features_server, "order", transports=transports)
+    assert result["b"] == ["a started", "b"]
+    assert result["a"] == ["a started", "b", "a finished"]
+    assert result["acks"] == ["b", "a"]
+    assert result["contexts"] == [None, None]
 
 
 @node

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +59,22 @@ _TRANSITIONS: dict[Enum, frozenset[Enum]] = {
 _OPEN_STATES = (SessionState.OPENING, SessionState.OPEN)
 
 
+class _Done:
+    """An awaitable with nothing to wait for."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        return
+        yield  # a generator, that stops at once
+
+
+#: What the per-message send path returns when there is nothing to wait for (a socket that is
+#: closed, or busy writing): that path is plain functions returning the one awaitable at its
+#: end, so that a message costs no coroutine per layer.
+DONE: Awaitable[None] = _Done()
+
+
 class InvalidTransition(RuntimeError):
     """A state machine was asked for a transition it does not have: a bug, never input."""
 
@@ -78,9 +94,9 @@ class Transport(ABC):
     async def write(self, packets: list[Packet]) -> None:
         """Deliver packets in order (polling buffers them until the next GET)."""
 
-    async def write_message(self, data: str | bytes) -> None:
+    def write_message(self, data: str | bytes) -> Awaitable[None]:
         """Deliver one MESSAGE packet (transports may do this without building the packet)."""
-        await self.write([Packet(PacketType.MESSAGE, data)])
+        return self.write([Packet(PacketType.MESSAGE, data)])
 
     @abstractmethod
     async def close(self, reason: CloseReason) -> None:
@@ -151,10 +167,11 @@ class Session:
 
     # -- sending --------------------------------------------------------------------------
 
-    async def send(self, data: str | bytes) -> None:
-        """Send one message (text or binary). Dropped once the session is closing."""
-        if self.is_open:
-            await self.transport.write_message(data)
+    def send(self, data: str | bytes) -> Awaitable[None]:
+        """Send one message (text or binary), awaited. Dropped once the session is closing."""
+        if self.state in _OPEN_STATES:
+            return self.transport.write_message(data)
+        return DONE
 
     async def send_packets(self, packets: list[Packet]) -> None:
         """Send packets in order, contiguously. Dropped once the session is closing."""

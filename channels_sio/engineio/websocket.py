@@ -8,7 +8,7 @@ from typing import Protocol
 
 from .errors import CloseReason
 from .packet import Packet, PacketType, ParseError, decode_packet, encode_packet
-from .session import Session, Transport, UpgradeState
+from .session import DONE, Session, Transport, UpgradeState
 
 __all__ = ["WebSocketSink", "WebSocketTransport"]
 
@@ -71,14 +71,14 @@ class WebSocketTransport(Transport):
             return
         await self._drain(None, packets)
 
-    async def write_message(self, data: str | bytes) -> None:
+    def write_message(self, data: str | bytes) -> Awaitable[None]:
         # The common case, one message on an idle socket, goes out without a Packet.
         if self._closed:
-            return
+            return DONE
         if self._writing:
             self._queue.append(Packet(PacketType.MESSAGE, data))
-            return
-        await self._drain(_MESSAGE + data if isinstance(data, str) else data, [])
+            return DONE
+        return self._drain(_MESSAGE + data if isinstance(data, str) else data, [])
 
     async def _drain(self, frame: str | bytes | None, batch: list[Packet]) -> None:
         """As the one writer: send ``frame``, then ``batch``, then what others queued meanwhile."""
@@ -111,17 +111,28 @@ class WebSocketTransport(Transport):
         size = len(frame.encode()) if isinstance(frame, str) else len(frame)
         return size > self._max_payload
 
-    async def receive(self, frame: str | bytes) -> None:
-        """One frame from the client."""
+    def receive(self, frame: str | bytes) -> Awaitable[None]:
+        """One frame from the client, handled when the result is awaited."""
         session = self.session
         if session is None or self._closed:
-            return
+            return DONE
+        if (
+            session.transport is self
+            and isinstance(frame, str)
+            and frame[:1] == _MESSAGE
+            and len(frame) <= self._surely_fits
+        ):
+            # Most frames are messages on an upgraded socket: no Packet, and no coroutine of
+            # this layer, for them.
+            return session.receive_message(frame[1:])
+        return self._receive(session, frame)
+
+    async def _receive(self, session: Session, frame: str | bytes) -> None:
         if len(frame) > self._surely_fits and self._too_large(frame):
             logger.info("session %s: frame over max_payload", session.sid)
             await self._fail(session, CLOSE_MESSAGE_TOO_BIG, CloseReason.TRANSPORT_ERROR)
             return
         if session.transport is self and isinstance(frame, str) and frame[:1] == _MESSAGE:
-            # Most frames are messages on an upgraded socket: no Packet for them.
             await session.receive_message(frame[1:])
             return
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ..engineio import CloseReason, Session
@@ -49,12 +49,12 @@ class Client:
     def __repr__(self) -> str:
         return f"<Client {self.session.sid} {sorted(self.sockets)}>"
 
-    async def send(self, packet: Packet) -> None:
+    def send(self, packet: Packet) -> Awaitable[None]:
+        """Send a packet, awaited (its encoding errors raise at once)."""
         parts = encode(packet)
         if len(parts) == 1:
-            await self.session.send(parts[0])
-        else:
-            await self.session.send_packets(engine_packets(parts))
+            return self.session.send(parts[0])
+        return self.session.send_packets(engine_packets(parts))
 
     async def send_encoded(self, packets: list[EnginePacket]) -> None:
         await self.session.send_packets(packets)

@@ -1,8 +1,9 @@
 """A small run of the benchmark harness (bench/run.py), so that it cannot rot.
 
-Tiny counts, one round, echo and fan-out, channels_sio and python-socketio under uvicorn, and
-the cluster scenario (two processes of each on Redis): the numbers mean nothing here, only that
-the harness produces well-formed results.
+Tiny counts, one round, echo and fan-out, polling over each of the load generator's polling
+implementations, channels_sio and python-socketio under uvicorn, and the cluster scenario (two
+processes of each on Redis): the numbers mean nothing here, only that the harness produces
+well-formed results.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def _require_redis() -> None:
 
 
 def _smoke_run(
-    out: Path, *scenarios: str, extra_apps: tuple[str, ...] = ()
+    out: Path, *scenarios: str, extra_apps: tuple[str, ...] = (), settings: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess[str]:
     command = [
         sys.executable,
@@ -70,6 +71,7 @@ def _smoke_run(
         "uvicorn",
         "--out",
         str(out),
+        *(arg for setting in settings for arg in ("--set", setting)),
     ]
     proc = subprocess.run(
         command, cwd=ROOT, capture_output=True, text=True, timeout=55, check=False
@@ -130,6 +132,21 @@ def test_smoke_run_produces_well_formed_results(tmp_path: Path) -> None:
     assert "### echo" in proc.stdout
     assert "### fanout" in proc.stdout
     assert "channels_sio / python-socketio" in proc.stdout
+
+
+@pytest.mark.parametrize("impl", ["http", "xhr"])
+def test_smoke_polling_run_with_each_polling_implementation(tmp_path: Path, impl: str) -> None:
+    """The load generator's own polling transport (the preset's) and the client's default."""
+    _require_client()
+    out = tmp_path / "results.json"
+    _smoke_run(out, "polling", settings=(f"polling.polling-impl={impl}",))
+    runs = json.loads(out.read_text())["runs"]
+    assert {r["app"] for r in runs} == {"channels_sio", "python-socketio"}
+    for run in runs:
+        assert run["ok"], f"{run['app']}: {run}"
+        assert run["scenario"] == "polling"
+        assert run["units"] == run["expected"] > 0
+        assert run["errors"] == []
 
 
 @pytest.mark.redis

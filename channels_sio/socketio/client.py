@@ -13,7 +13,7 @@ from ..engineio.packet import Packet as EnginePacket
 from .exceptions import ConnectionRefusedError
 from .namespace import engine_packets
 from .packet import Decoder, Packet, PacketType, SocketIOParseError, encode
-from .socket import Socket
+from .socket import Socket, SocketState
 
 if TYPE_CHECKING:
     from .server import SocketIOServer
@@ -27,6 +27,7 @@ _INVALID_NAMESPACE = {"message": "Invalid namespace"}
 # Read on every packet: module-level names, because Python 3.11 looks an enum member up
 # on its class through a descriptor call.
 _CONNECT, _EVENT, _ACK = PacketType.CONNECT, PacketType.EVENT, PacketType.ACK
+_SOCKET_CONNECTED = SocketState.CONNECTED
 # SocketIOServer.start_handler starts tasks eagerly from Python 3.12 on.
 _EAGER_TASKS = sys.version_info >= (3, 12)
 
@@ -77,7 +78,7 @@ class Client:
             self.start(self._connect(packet))
             return
         socket = self.sockets.get(packet.namespace)
-        if socket is None or not socket.connected:
+        if socket is None or socket.state is not _SOCKET_CONNECTED:
             logger.debug(
                 "session %s: packet for unconnected %s", self.session.sid, packet.namespace
             )

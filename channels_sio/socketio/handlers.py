@@ -121,6 +121,9 @@ def cannot_wait(handler: Handler) -> bool:
     return all(instruction.opname != "YIELD_VALUE" for instruction in dis.get_instructions(code))
 
 
+_copy_context = contextvars.copy_context
+
+
 def run_at_once(handler: Handler, *args: Any) -> Any:
     """Run a handler that :func:`cannot_wait` to its end, here, and return its result.
 
@@ -129,7 +132,7 @@ def run_at_once(handler: Handler, *args: Any) -> Any:
     """
     coro = handler(*args)
     try:
-        contextvars.copy_context().run(coro.send, None)
+        _copy_context().run(coro.send, None)
     except StopIteration as finished:
         return finished.value
     coro.close()

@@ -304,7 +304,7 @@ class Socket:
             await self.client.send(ack)
 
     def _ack(self, ack_id: int | None, result: Any) -> Packet | None:
-        if ack_id is None or not self.connected:
+        if ack_id is None or self.state is not _CONNECTED:
             return None
         return Packet(_ACK, self.nsp.name, _ack_args(result), ack_id)
 

@@ -40,10 +40,10 @@ def _bars(ax: Any, names: list[str], spreads: list[dict[str, float] | None], tit
     positions = range(len(names))
     ax.bar(positions, medians, yerr=[low, high], color=colors, capsize=3)
     ax.set_xticks(list(positions))
-    # Six bars (echo with the Node column and the floor) need smaller labels to stay apart.
-    ax.set_xticklabels(
-        [name.replace("@", "\n") for name in names], fontsize=7 if len(names) <= 5 else 5.5
-    )
+    if len(names) <= 5:
+        ax.set_xticklabels([name.replace("@", "\n") for name in names], fontsize=7)
+    else:  # echo, with the Node column and both floors: slanted, to stay apart
+        ax.set_xticklabels(names, fontsize=6, rotation=30, ha="right")
     ax.set_title(title, fontsize=9)
     ax.tick_params(axis="y", labelsize=7)
     ax.grid(axis="y", alpha=0.3)

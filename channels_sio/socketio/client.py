@@ -52,7 +52,10 @@ class Client:
 
     def send(self, packet: Packet) -> Awaitable[None]:
         """Send a packet, awaited (its encoding errors raise at once)."""
-        parts = encode(packet)
+        return self.send_parts(encode(packet))
+
+    def send_parts(self, parts: list[str | bytes]) -> Awaitable[None]:
+        """Send an encoded packet (:func:`~.packet.encode`'s messages), awaited."""
         if len(parts) == 1:
             return self.session.send(parts[0])
         return self.session.send_packets(engine_packets(parts))
@@ -86,7 +89,7 @@ class Client:
         if kind is _EVENT:
             ack = socket.handle_event(packet, at_once=not self._unstarted)
             if ack is not None:
-                await self.send(ack)
+                await self.send_parts(ack)
         elif kind is _ACK:
             socket.handle_ack(packet)
         elif kind is PacketType.DISCONNECT:

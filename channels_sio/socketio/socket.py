@@ -264,8 +264,9 @@ class Socket:
 
     # -- receiving ------------------------------------------------------------------------
 
-    def handle_event(self, packet: Packet, *, at_once: bool = True) -> Packet | None:
-        """Run the application's handler for an EVENT; returns the acknowledgement to send.
+    def handle_event(self, packet: Packet, *, at_once: bool = True) -> list[str | bytes] | None:
+        """Run the application's handler for an EVENT; returns the acknowledgement to send,
+        encoded.
 
         A handler that cannot wait (see :func:`~.handlers.cannot_wait`) runs to its end here,
         as socket.io runs its handlers, and its acknowledgement is returned, unless
@@ -289,7 +290,7 @@ class Socket:
         except Exception:
             logger.exception("handler for %r failed (socket %s, %s)", event, self.id, self.nsp)
             return None
-        return self._ack(packet.id, result)
+        return self._ack(event, packet.id, result)
 
     async def _run_event(
         self, event: str, handler: Handler, args: list[Any], ack_id: int | None
@@ -299,14 +300,26 @@ class Socket:
         except Exception:
             logger.exception("handler for %r failed (socket %s, %s)", event, self.id, self.nsp)
             return
-        ack = self._ack(ack_id, result)
+        ack = self._ack(event, ack_id, result)
         if ack is not None:
-            await self.client.send(ack)
+            await self.client.send_parts(ack)
 
-    def _ack(self, ack_id: int | None, result: Any) -> Packet | None:
+    def _ack(self, event: str, ack_id: int | None, result: Any) -> list[str | bytes] | None:
+        """The acknowledgement of a handler's result, encoded; None when none is to be sent."""
         if ack_id is None or self.state is not _CONNECTED:
             return None
-        return Packet(_ACK, self.nsp.name, _ack_args(result), ack_id)
+        try:
+            return encode(Packet(_ACK, self.nsp.name, _ack_args(result), ack_id))
+        except (TypeError, ValueError) as exc:
+            logger.error(
+                "handler for %r returned what cannot be sent as an acknowledgement "
+                "(socket %s, %s): %s",
+                event,
+                self.id,
+                self.nsp,
+                exc,
+            )
+            return None
 
     def handle_ack(self, packet: Packet) -> None:
         callback = self.acks.pop(packet.id, None) if packet.id is not None else None

@@ -13,15 +13,25 @@ main({
     return { answer, sid: socket.id };
   },
 
-  // The handlers raise (one at once, one after a wait): no acknowledgement, and the
-  // connection carries on.
+  // The handlers raise, or return what cannot be sent (at once, and after a wait): no
+  // acknowledgement, and the connection carries on.
   async raising(ctx) {
     const socket = await ctx.open("/features");
     const boom = await callOrTimeout(socket, 800, "boom", "x");
     const boomLater = await callOrTimeout(socket, 800, "boom-later", "x");
+    const badAck = await callOrTimeout(socket, 800, "bad-ack");
+    const badAckLater = await callOrTimeout(socket, 800, "bad-ack-later");
     const unhandled = await callOrTimeout(socket, 500, "no-such-event", "y");
     const after = await call(socket, "sync-echo", "after");
-    return { boom, boom_later: boomLater, unhandled, after: after.args, connected: socket.connected };
+    return {
+      boom,
+      boom_later: boomLater,
+      bad_ack: badAck,
+      bad_ack_later: badAckLater,
+      unhandled,
+      after: after.args,
+      connected: socket.connected,
+    };
   },
 
   // A handler that waits, then one that cannot, sent back to back; then two events that set a

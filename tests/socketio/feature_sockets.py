@@ -6,7 +6,8 @@ Loaded by ``tests.socketio.settings_features`` next to ``example_project.protoco
 ``/features``
     rooms, broadcasts (every operator flag), server->client acks, broadcast acks, fetch_sockets,
     sockets_join / sockets_leave / disconnect_sockets, socket.disconnect, binary, plain ``def``
-    handlers, handlers that raise (at once, and after a wait), the order of handlers that wait
+    handlers, handlers that raise or return what JSON cannot hold (at once, and after a wait),
+    the order of handlers that wait
     and handlers that cannot, context variables in handlers, emits with invalid event names,
     and ``report``.
 ``/guarded``
@@ -270,6 +271,15 @@ async def boom_later(socket: Socket, *args: Any) -> str:
     raise RuntimeError("boom later on purpose")
 
 
+async def bad_ack(socket: Socket) -> dict[str, Any]:
+    return {"not json": object()}
+
+
+async def bad_ack_later(socket: Socket) -> float:
+    await asyncio.sleep(0)
+    return float("nan")
+
+
 async def waits_first(socket: Socket, tag: str) -> list[str]:
     """Waits, so it runs in a task: what it appends shows when that task started."""
     order = socket.data.setdefault("order", [])
@@ -375,6 +385,8 @@ for _event, _handler in {
     "disconnect-me": disconnect_me,
     "boom": boom,
     "boom-later": boom_later,
+    "bad-ack": bad_ack,
+    "bad-ack-later": bad_ack_later,
     "waits-first": waits_first,
     "at-once": at_once,
     "set-context": set_context,

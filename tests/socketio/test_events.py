@@ -30,12 +30,14 @@ def test_plain_def_handler_runs_off_the_event_loop(
 
 
 @node
-def test_raising_handler_is_logged_and_the_connection_carries_on(
+def test_raising_handler_or_unsendable_result_is_logged_and_the_connection_carries_on(
     features_server: ServerProcess,
 ) -> None:
     result = scenario("sio_events.js", features_server, "raising")
     assert result["boom"] == {"timeout": 800}  # no acknowledgement
     assert result["boom_later"] == {"timeout": 800}
+    assert result["bad_ack"] == {"timeout": 800}
+    assert result["bad_ack_later"] == {"timeout": 800}
     assert result["unhandled"] == {"timeout": 500}  # no handler, no catch-all: no ack either
     assert result["after"] == ["after"]
     assert result["connected"] is True
@@ -44,6 +46,10 @@ def test_raising_handler_is_logged_and_the_connection_carries_on(
     assert "RuntimeError: boom on purpose" in log
     assert "handler for 'boom-later' failed" in log
     assert "RuntimeError: boom later on purpose" in log
+    assert "handler for 'bad-ack' returned what cannot be sent as an acknowledgement" in log
+    assert "Object of type object is not JSON serializable" in log
+    assert "handler for 'bad-ack-later' returned what cannot be sent" in log
+    assert "Out of range float values are not JSON compliant" in log
 
 
 @node

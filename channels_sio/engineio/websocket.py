@@ -116,25 +116,19 @@ class WebSocketTransport(Transport):
         session = self.session
         if session is None or self._closed:
             return DONE
-        if (
-            session.transport is self
-            and isinstance(frame, str)
-            and frame[:1] == _MESSAGE
-            and len(frame) <= self._surely_fits
-        ):
+        if len(frame) > self._surely_fits and self._too_large(frame):
+            return self._refuse_too_large(session)
+        if session.transport is self and isinstance(frame, str) and frame[:1] == _MESSAGE:
             # Most frames are messages on an upgraded socket: no Packet, and no coroutine of
             # this layer, for them.
             return session.receive_message(frame[1:])
-        return self._receive(session, frame)
+        return self._receive_packet(session, frame)
 
-    async def _receive(self, session: Session, frame: str | bytes) -> None:
-        if len(frame) > self._surely_fits and self._too_large(frame):
-            logger.info("session %s: frame over max_payload", session.sid)
-            await self._fail(session, CLOSE_MESSAGE_TOO_BIG, CloseReason.TRANSPORT_ERROR)
-            return
-        if session.transport is self and isinstance(frame, str) and frame[:1] == _MESSAGE:
-            await session.receive_message(frame[1:])
-            return
+    async def _refuse_too_large(self, session: Session) -> None:
+        logger.info("session %s: frame over max_payload", session.sid)
+        await self._fail(session, CLOSE_MESSAGE_TOO_BIG, CloseReason.TRANSPORT_ERROR)
+
+    async def _receive_packet(self, session: Session, frame: str | bytes) -> None:
         try:
             packet = decode_packet(frame)
         except ParseError as exc:

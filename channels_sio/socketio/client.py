@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +27,6 @@ _INVALID_NAMESPACE = {"message": "Invalid namespace"}
 # on its class through a descriptor call.
 _CONNECT, _EVENT, _ACK = PacketType.CONNECT, PacketType.EVENT, PacketType.ACK
 _SOCKET_CONNECTED = SocketState.CONNECTED
-# SocketIOServer.start_handler starts tasks eagerly from Python 3.12 on.
-_EAGER_TASKS = sys.version_info >= (3, 12)
 
 
 class Client:
@@ -102,13 +99,10 @@ class Client:
         On Python 3.11 it starts on the loop's next turn, and until it has, this connection's
         later events run in tasks too (see ``Socket.handle_event``), so that none overtakes it.
         """
-        if _EAGER_TASKS:
-            self.server.start_handler(coro)
-            return
-        self._unstarted += 1
-        self.server.start_handler(coro)
-        # The task's first step is the last callback in the loop's queue: this one follows it.
-        asyncio.get_running_loop().call_soon(self._task_began)
+        if not self.server.start_handler(coro):
+            self._unstarted += 1
+            # The task's first step is the last callback in the loop's queue: this one follows.
+            asyncio.get_running_loop().call_soon(self._task_began)
 
     def _task_began(self) -> None:
         self._unstarted -= 1

@@ -123,16 +123,17 @@ class SocketIOServer:
         """Run ``coro`` as a task this server owns (cancelled by :meth:`shutdown`)."""
         self._own(asyncio.get_running_loop().create_task(coro))
 
-    def start_handler(self, coro: Coroutine[Any, Any, Any]) -> None:
+    def start_handler(self, coro: Coroutine[Any, Any, Any]) -> bool:
         """Run the handling of one packet (an event, a CONNECT, an acknowledgement callback)
-        as an owned task that starts at once.
+        as an owned task that starts at once; True when it has started before this returns.
 
         On Python 3.12+ it is an eager task, as socket.io runs its handlers: it runs up to its
         first wait before this returns, so a handler that never waits has finished, and sent
         its acknowledgement, without a trip through the event loop. Python 3.11 has no eager
         tasks (running the first step in the caller's task would make ``current_task()`` and
         ``asyncio.timeout()`` in the handler act on the connection's task), so there the task
-        starts on the next turn of the loop.
+        starts on the next turn of the loop (its first step is then the last callback in the
+        loop's queue).
         """
         if sys.version_info >= (3, 12):
             task = asyncio.Task(coro, loop=asyncio.get_running_loop(), eager_start=True)
@@ -140,8 +141,9 @@ class SocketIOServer:
                 self._task_done(task)
             else:
                 self._own(task)
-        else:
-            self.spawn(coro)
+            return True
+        self.spawn(coro)
+        return False
 
     def _own(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)

@@ -1,6 +1,6 @@
 """Building the ASGI application: Engine.IO endpoints in front of Django.
 
-``shutdown`` and ``lifespan`` come from ``channels_sio.shutdown`` and are re-exported here: the
+``shutdown`` and ``lifespan`` come from ``channels_sio.lifecycle`` and are re-exported here: the
 routing uses ``lifespan``, and projects import both from this module.
 """
 
@@ -16,8 +16,8 @@ from . import conf
 from .auth import SessionAuthMiddleware
 from .cluster import get_node
 from .engineio import EngineIOServer
+from .lifecycle import follow_reactor, lifespan, shutdown
 from .routing import EndpointRouter
-from .shutdown import lifespan, shutdown, shutdown_with_reactor
 from .socketio import SocketIOServer
 from .transports import EngineSource, PollingConsumer, WebSocketConsumer
 
@@ -118,7 +118,7 @@ def get_application(
     for none. Later requests of the session (polls, posts, the upgrade) skip it: handlers see
     the opening request's scope.
     """
-    shutdown_with_reactor()
+    follow_reactor()
     sio_engine: EngineSource = socketio_engine if server is None else (lambda: server.engine)
     routes: dict[str, EngineSource] = {conf.get("path"): sio_engine, **(engines or {})}
     return EndpointRouter(

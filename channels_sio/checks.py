@@ -4,6 +4,7 @@ warnings for channel-layer settings known to fail."""
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,10 +13,10 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
-from .conf import DEFAULTS, SETTING_NAME, user_settings
+from .conf import DEFAULTS, RECOVERY_DEFAULTS, SETTING_NAME, STORES, store_class, user_settings
 from .engineio.config import TRANSPORTS
 
-__all__ = ["check_channel_layers", "check_settings"]
+__all__ = ["check_channel_layers", "check_recovery", "check_settings"]
 
 _POSITIVE_MS = (
     "ping_interval",
@@ -170,6 +171,136 @@ def check_settings(
     return errors
 
 
+_RECOVERY = f"{SETTING_NAME}['connection_state_recovery']"
+
+
+@register(Tags.compatibility)
+def check_recovery(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Validate ``connection_state_recovery``, and that its store can serve this project's
+    processes."""
+    raw = user_settings()
+    value = raw.get("connection_state_recovery") if isinstance(raw, dict) else None
+    if value is None or isinstance(value, bool):
+        return []
+    if not isinstance(value, dict):
+        return [
+            _error(
+                f"{_RECOVERY} must be None, True or a dict, not {type(value).__name__}.",
+                'For example {"store": "database", "max_disconnection_duration": 120000}; '
+                "None (the default) turns recovery off, True turns it on with the defaults.",
+                12,
+            )
+        ]
+    errors: list[CheckMessage] = []
+    for key in value:
+        if key not in RECOVERY_DEFAULTS:
+            close = difflib.get_close_matches(str(key), RECOVERY_DEFAULTS, n=1)
+            hint = (
+                f"Did you mean {close[0]!r}?"
+                if close
+                else f"Known keys: {', '.join(RECOVERY_DEFAULTS)}."
+            )
+            errors.append(_error(f"{_RECOVERY} has an unknown key {key!r}.", hint, 13))
+    values = {**RECOVERY_DEFAULTS, **value}
+    duration = values["max_disconnection_duration"]
+    if not _is_positive_int(duration):
+        errors.append(
+            _error(
+                f"{_RECOVERY}['max_disconnection_duration'] must be a positive number of "
+                f"milliseconds, not {duration!r}.",
+                "The default is 120000 (two minutes), as in socket.io.",
+                14,
+            )
+        )
+    if not isinstance(values["skip_middlewares"], bool):
+        errors.append(
+            _error(
+                f"{_RECOVERY}['skip_middlewares'] must be True or False, "
+                f"not {values['skip_middlewares']!r}.",
+                "The default is True: a recovered socket does not run the middlewares again "
+                "(its connect handler still runs).",
+                15,
+            )
+        )
+    options = values["store_options"]
+    if not isinstance(options, dict):
+        errors.append(
+            _error(
+                f"{_RECOVERY}['store_options'] must be a dict, not {options!r}.",
+                'For example {"url": "redis://127.0.0.1:6379/0"} for the redis store.',
+                17,
+            )
+        )
+        options = None
+    errors.extend(_check_store(values["store"], options, values["max_disconnection_duration"]))
+    return errors
+
+
+def _check_store(name: Any, options: dict[str, Any] | None, duration: Any) -> list[CheckMessage]:
+    try:
+        if not isinstance(name, str):
+            raise TypeError(f"not {type(name).__name__}")
+        cls = store_class(name)
+    except (ImportError, TypeError, ValueError) as exc:
+        return [
+            _error(
+                f"{_RECOVERY}['store'] {name!r} is not a recovery store ({exc}).",
+                f"Use one of {', '.join(repr(s) for s in STORES)}, or the dotted path of a "
+                "channels_sio.recovery.RecoveryStore subclass.",
+                16,
+            )
+        ]
+    errors: list[CheckMessage] = []
+    if options is not None:
+        known = _store_options(cls)
+        unknown = sorted(str(key) for key in options if key not in known)
+        if unknown:
+            errors.append(
+                _error(
+                    f"{_RECOVERY}['store_options'] do not suit {cls.__name__}: unknown "
+                    f"option(s) {', '.join(map(repr, unknown))}.",
+                    f"{cls.__name__} takes {', '.join(sorted(known))} (docs/recovery.md).",
+                    17,
+                )
+            )
+    if not cls.shared:
+        for alias, layer in (getattr(settings, "CHANNEL_LAYERS", None) or {}).items():
+            backend = layer.get("BACKEND") if isinstance(layer, dict) else None
+            if backend != _IN_MEMORY_LAYER:
+                errors.append(
+                    _error(
+                        f"{_RECOVERY}['store'] {name!r} keeps sessions in one process's "
+                        f"memory, but CHANNEL_LAYERS[{alias!r}] ({backend}) joins several "
+                        "processes: a client that reconnects to another one is not recovered.",
+                        'Use "database" or "redis", which every process shares.',
+                        18,
+                    )
+                )
+    return errors
+
+
+def _store_options(cls: type) -> set[str]:
+    """The keyword options a store class takes: its ``__init__``'s, and those its ``**options``
+    pass on to the classes it derives from."""
+    known: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        parameters = inspect.signature(init).parameters.values()
+        known.update(
+            p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        )
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    known.discard("self")
+    known.discard("max_disconnection_duration")  # the setting of its own
+    return known
+
+
+_IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
 _REDIS_LAYER = "channels_redis.core.RedisChannelLayer"
 _REDIS_LAYERS = (_REDIS_LAYER, "channels_redis.pubsub.RedisPubSubChannelLayer")
 _BLOCKING_POP_TIMEOUT = 5  # seconds: channels_redis's RedisChannelLayer.brpop_timeout

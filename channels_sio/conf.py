@@ -9,11 +9,24 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from django.utils.module_loading import import_string
 
 from .engineio import EngineIOConfig
+from .recovery import ConnectionStateRecovery, RecoveryStore
 from .socketio import ServerConfig
 
-__all__ = ["DEFAULTS", "SETTING_NAME", "engineio_config", "get", "server_config", "sio_settings"]
+__all__ = [
+    "DEFAULTS",
+    "RECOVERY_DEFAULTS",
+    "SETTING_NAME",
+    "STORES",
+    "engineio_config",
+    "get",
+    "recovery",
+    "recovery_settings",
+    "server_config",
+    "sio_settings",
+]
 
 SETTING_NAME = "CHANNELS_SIO"
 
@@ -34,6 +47,22 @@ DEFAULTS: dict[str, Any] = {
     "node_timeout": 15_000,
     "request_timeout": 5_000,
     "forward_polling": True,
+    "connection_state_recovery": None,
+}
+
+#: The keys of ``connection_state_recovery`` (a dict, or True for all defaults).
+RECOVERY_DEFAULTS: dict[str, Any] = {
+    "max_disconnection_duration": 120_000,
+    "skip_middlewares": True,
+    "store": "database",
+    "store_options": {},
+}
+
+#: Store names and the classes they stand for; any other value is a dotted path to a class.
+STORES = {
+    "memory": "channels_sio.recovery.memory.MemoryStore",
+    "database": "channels_sio.recovery.database.DatabaseStore",
+    "redis": "channels_sio.recovery.redis.RedisStore",
 }
 
 
@@ -78,12 +107,46 @@ def engineio_config() -> EngineIOConfig:
         raise ImproperlyConfigured(f"{SETTING_NAME}: {exc} (run manage.py check)") from exc
 
 
+def recovery_settings() -> dict[str, Any] | None:
+    """``connection_state_recovery`` with its defaults; None when recovery is off."""
+    raw = get("connection_state_recovery")
+    if raw is None or raw is False:
+        return None
+    return {**RECOVERY_DEFAULTS, **(raw if isinstance(raw, dict) else {})}
+
+
+def store_class(name: str) -> type[RecoveryStore]:
+    """The store class a ``store`` setting names (ImportError / TypeError if none)."""
+    found = import_string(STORES.get(name, name))
+    if not (isinstance(found, type) and issubclass(found, RecoveryStore)):
+        raise TypeError(f"{name!r} is not a RecoveryStore subclass")
+    return found
+
+
+@cache
+def recovery() -> ConnectionStateRecovery | None:
+    """This process's connection state recovery (one store for the server and for
+    ``channels_sio.emit``), or None when it is off."""
+    values = recovery_settings()
+    if values is None:
+        return None
+    cls = store_class(values["store"])
+    options = {
+        "max_disconnection_duration": values["max_disconnection_duration"],
+        **values["store_options"],
+    }
+    return ConnectionStateRecovery(
+        lambda: cls(**options), skip_middlewares=values["skip_middlewares"]
+    )
+
+
 def server_config() -> ServerConfig:
     """The Socket.IO options from settings."""
     return ServerConfig(
         engine=engineio_config(),
         connect_timeout=get("connect_timeout"),
         max_attachments=get("max_attachments"),
+        recovery=recovery(),
     )
 
 
@@ -92,3 +155,4 @@ def _reset(*, setting: str, **kwargs: Any) -> None:
     if setting == SETTING_NAME:
         sio_settings.cache_clear()
         engineio_config.cache_clear()
+        recovery.cache_clear()

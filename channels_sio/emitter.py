@@ -2,7 +2,9 @@
 
 The event is sent once to the group of all nodes; every server process delivers it to its own
 matching sockets. With the in-memory channel layer that reaches only this process's server;
-with channels-redis it reaches every process, and works from other processes too.
+with channels-redis it reaches every process, and works from other processes too. With
+connection state recovery on, the emitting process records it first (once, whatever the number
+of nodes), so that sockets that are away get it when they come back.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
 
-from .cluster.node import EMIT, NODES_GROUP
+from . import conf
+from .cluster.protocol import EMIT, NODES_GROUP
+from .recovery import PacketRecord
 from .socketio.packet import validate_event_name
 
 __all__ = ["async_emit", "emit"]
@@ -45,6 +49,19 @@ async def async_emit(
     layer = get_channel_layer()
     if layer is None:
         raise ImproperlyConfigured("channels_sio.emit needs CHANNEL_LAYERS in settings")
+    rooms, except_rooms = _rooms(to), _rooms(except_)
+    offset = None
+    recovery = conf.recovery()
+    if recovery is not None and not volatile:
+        entry = PacketRecord(namespace, [event, *args], frozenset(rooms), frozenset(except_rooms))
+        try:
+            # Not grouped with the server's writes: this may run on a loop of its own
+            # (async_to_sync), which ends with the call.
+            [offset] = await recovery.store.append([entry])
+        except Exception:
+            recovery.failed("recording an emit from Django code")
+        else:
+            recovery.succeeded()
     await layer.group_send(
         NODES_GROUP,
         {
@@ -52,9 +69,10 @@ async def async_emit(
             "namespace": namespace,
             "event": event,
             "args": list(args),
-            "rooms": _rooms(to),
-            "except_rooms": _rooms(except_),
+            "rooms": rooms,
+            "except_rooms": except_rooms,
             "volatile": volatile,
+            "offset": offset,
         },
     )
 

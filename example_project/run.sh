@@ -8,7 +8,7 @@ PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || { echo "Python 3.11+ is required (set PYTHON=...)" >&2; exit 1; }
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[uvicorn]'
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[example]'
 
 cd example_project
 # socket.io-client for the chat page, served by Django as a static file (never from a CDN).

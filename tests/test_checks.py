@@ -207,7 +207,7 @@ def test_unknown_key_without_a_close_match_lists_the_known_keys() -> None:
         "Known keys: path, ping_interval, ping_timeout, upgrade_timeout, max_payload, "
         "transports, allow_upgrades, cors_allowed_origins, cors_credentials, connect_timeout, "
         "max_attachments, handlers, node_heartbeat, node_timeout, request_timeout, "
-        "forward_polling."
+        "forward_polling, connection_state_recovery."
     )
 
 
@@ -269,3 +269,82 @@ def test_e005_alone() -> None:
     [message] = run_with({"ping_interval": 1_000, "ping_timeout": 1_500})
     assert message.id == "channels_sio.E005"
     assert "25000 / 20000" in message.hint
+
+
+IN_MEMORY_LAYER = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+def recovery_ids(value: Any, **other: Any) -> list[str]:
+    """The check ids for a recovery setting, with one process unless ``other`` says more."""
+    layers = other.pop("CHANNEL_LAYERS", IN_MEMORY_LAYER)
+    with override_settings(
+        CHANNELS_SIO={"connection_state_recovery": value}, CHANNEL_LAYERS=layers, **other
+    ):
+        return [str(m.id) for m in sio_messages()]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        False,
+        True,
+        {},
+        {"store": "memory"},
+        {"store": "memory", "store_options": {"max_packets": 100}},
+        {"store": "database", "max_disconnection_duration": 60_000, "skip_middlewares": False},
+        {"store": "redis", "store_options": {"url": "redis://127.0.0.1:6379/3", "max_len": 500}},
+        {"store": "channels_sio.recovery.memory.MemoryStore"},
+    ],
+)
+def test_valid_recovery_settings_are_clean(value: Any) -> None:
+    assert recovery_ids(value) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "expected", "text"),
+    [
+        pytest.param("on", "E012", "must be None, True or a dict", id="not-a-dict"),
+        pytest.param({"stor": "memory"}, "E013", "Did you mean 'store'?", id="unknown-key"),
+        pytest.param(
+            {"max_disconnection_duration": 0}, "E014", "positive number", id="duration-zero"
+        ),
+        pytest.param(
+            {"max_disconnection_duration": "2m"}, "E014", "positive number", id="duration-str"
+        ),
+        pytest.param({"skip_middlewares": "yes"}, "E015", "True or False", id="skip-not-bool"),
+        pytest.param({"store": "mongo"}, "E016", "is not a recovery store", id="unknown-store"),
+        pytest.param(
+            {"store": "django.db.models.Model"}, "E016", "not a RecoveryStore", id="not-a-store"
+        ),
+        pytest.param({"store": 3}, "E016", "is not a recovery store", id="store-not-str"),
+        pytest.param({"store_options": []}, "E017", "must be a dict", id="options-not-dict"),
+        pytest.param(
+            {"store": "memory", "store_options": {"max_len": 5}},
+            "E017",
+            "do not suit MemoryStore",
+            id="option-of-another-store",
+        ),
+    ],
+)
+def test_each_recovery_problem_has_its_own_id(value: Any, expected: str, text: str) -> None:
+    with override_settings(
+        CHANNELS_SIO={"connection_state_recovery": value}, CHANNEL_LAYERS=IN_MEMORY_LAYER
+    ):
+        [message] = sio_messages()
+    assert message.id == f"channels_sio.{expected}"
+    assert text in message.msg + str(message.hint)
+    assert message.hint
+
+
+def test_a_memory_store_cannot_serve_several_processes() -> None:
+    redis_layer = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:6379", "socket_timeout": 10}]},
+        }
+    }
+    ids = recovery_ids({"store": "memory"}, CHANNEL_LAYERS=redis_layer)
+    assert "channels_sio.E018" in ids
+    assert "channels_sio.E018" not in recovery_ids({"store": "redis"}, CHANNEL_LAYERS=redis_layer)
+    assert recovery_ids({"store": "memory"}) == []  # the in-memory layer: one process

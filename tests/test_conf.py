@@ -33,6 +33,7 @@ EXPECTED_DEFAULTS = {
     "node_timeout": 15_000,
     "request_timeout": 5_000,
     "forward_polling": True,
+    "connection_state_recovery": None,
 }
 
 
@@ -235,3 +236,44 @@ def test_failed_config_is_not_cached() -> None:
             engineio_config()
         with pytest.raises(ImproperlyConfigured):
             engineio_config()
+
+
+def test_recovery_is_off_by_default() -> None:
+    assert conf.recovery() is None
+    assert conf.server_config().recovery is None
+
+
+@pytest.mark.parametrize("value", [True, {}, {"store": "memory"}])
+def test_recovery_settings_build_one_store_for_the_process(value: Any) -> None:
+    with override_settings(
+        CHANNELS_SIO={
+            "connection_state_recovery": value if value is not True else {"store": "memory"}
+        }
+    ):
+        recovery = conf.recovery()
+        assert recovery is not None
+        assert recovery is conf.recovery()  # cached: the server and emit() share the store
+        assert recovery.skip_middlewares is True
+        assert recovery.store is recovery.store
+        assert conf.server_config().recovery is recovery
+    assert conf.recovery() is None  # reset when the setting changes
+
+
+def test_recovery_options_reach_the_store() -> None:
+    with override_settings(
+        CHANNELS_SIO={
+            "connection_state_recovery": {
+                "store": "memory",
+                "store_options": {"max_packets": 7, "replay_limit": 3},
+                "max_disconnection_duration": 5000,
+                "skip_middlewares": False,
+            }
+        }
+    ):
+        recovery = conf.recovery()
+        assert recovery is not None
+        store = recovery.store
+        assert store.max_disconnection_duration == 5000
+        assert store.replay_limit == 3
+        assert store.max_packets == 7
+        assert recovery.skip_middlewares is False

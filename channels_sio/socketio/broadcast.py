@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -11,7 +10,7 @@ from .exceptions import AckTimeoutError
 from .packet import Packet, PacketType, validate_event_name
 
 if TYPE_CHECKING:
-    from .bus import Bus, RemoteSocket
+    from .bus import RemoteSocket
     from .namespace import Namespace
     from .socket import Socket
 
@@ -84,11 +83,7 @@ class BroadcastOperator:
     async def emit(self, event: str, *args: Any) -> None:
         """Send ``event`` with ``args`` to every targeted socket, in every process."""
         validate_event_name(event)
-        data = [event, *args]
-        await self.nsp.broadcast(Packet(PacketType.EVENT, data=data), self.flags)
-        bus = self._bus
-        if bus is not None:
-            await bus.broadcast(self.nsp, data, self.flags)
+        await self.nsp.adapter.broadcast(Packet(PacketType.EVENT, data=[event, *args]), self.flags)
 
     async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:
         """Send and collect one acknowledgement per targeted socket (needs :meth:`timeout`).
@@ -98,57 +93,27 @@ class BroadcastOperator:
         validate_event_name(event)
         if self.flags.timeout is None:
             raise ValueError("broadcast acknowledgements need a timeout: use .timeout(ms)")
-        data = [event, *args]
-        local = self.nsp.broadcast_with_ack(Packet(PacketType.EVENT, data=data), self.flags)
-        bus = self._bus
-        if bus is None:
-            responses, complete = await local
-        else:
-            (mine, mine_complete), (theirs, theirs_complete) = await asyncio.gather(
-                local, bus.broadcast_with_ack(self.nsp, data, self.flags)
-            )
-            responses, complete = mine + theirs, mine_complete and theirs_complete
+        responses, complete = await self.nsp.adapter.broadcast_with_ack(
+            Packet(PacketType.EVENT, data=[event, *args]), self.flags
+        )
         if not complete:
             raise AckTimeoutError(
                 f"not every socket acknowledged {event!r} in time", list(responses)
             )
         return responses
 
-    @property
-    def _bus(self) -> Bus | None:
-        """The bus, unless this broadcast is local to the process."""
-        return None if self.flags.local else self.nsp.server.bus
-
     async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
         """The targeted sockets: this process's, then the other processes'."""
-        found: list[Socket | RemoteSocket] = list(self.nsp.select_sockets(self.flags))
-        bus = self._bus
-        if bus is not None:
-            found.extend(await bus.fetch_sockets(self.nsp, self.flags))
-        return found
+        return await self.nsp.adapter.fetch_sockets(self.flags)
 
     async def sockets_join(self, *rooms: str | Iterable[str]) -> None:
         """Make the targeted sockets join rooms."""
-        joined = _room_set(rooms)
-        for socket in self.nsp.select_sockets(self.flags):
-            socket.join(joined)
-        await self._command("join", sorted(joined))
+        await self.nsp.adapter.add_sockets(self.flags, _room_set(rooms))
 
     async def sockets_leave(self, *rooms: str | Iterable[str]) -> None:
         """Make the targeted sockets leave rooms."""
-        left = _room_set(rooms)
-        for socket in self.nsp.select_sockets(self.flags):
-            for room in left:
-                socket.leave(room)
-        await self._command("leave", sorted(left))
+        await self.nsp.adapter.del_sockets(self.flags, _room_set(rooms))
 
     async def disconnect_sockets(self, close: bool = False) -> None:
         """Disconnect the targeted sockets (``close`` closes their whole connection)."""
-        for socket in self.nsp.select_sockets(self.flags):
-            await socket.disconnect(close)
-        await self._command("disconnect", close)
-
-    async def _command(self, command: str, argument: Any) -> None:
-        bus = self._bus
-        if bus is not None:
-            await bus.sockets_command(self.nsp, self.flags, command, argument)
+        await self.nsp.adapter.disconnect_sockets(self.flags, close)

@@ -1,20 +1,17 @@
 """What the Socket.IO layer needs from the bus to the other server processes.
 
 The pure layer only calls this interface; the cluster node (``channels_sio.cluster``)
-implements it over the Channels channel layer. Without a bus, every operation is local.
+implements it over the Channels channel layer. Broadcasts and the other operations on many
+sockets go through each namespace's adapter instead (``adapter.py``).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from .packet import validate_event_name
 from .socket import Handshake
-
-if TYPE_CHECKING:
-    from .broadcast import BroadcastFlags
-    from .namespace import Namespace
 
 __all__ = ["Bus", "RemoteSocket", "SocketSnapshot"]
 
@@ -53,19 +50,8 @@ class SocketSnapshot:
 
 
 class Bus(Protocol):
-    """Operations that reach the sockets of the other processes."""
-
-    async def broadcast(self, nsp: Namespace, data: list[Any], flags: BroadcastFlags) -> None: ...
-
-    async def broadcast_with_ack(
-        self, nsp: Namespace, data: list[Any], flags: BroadcastFlags
-    ) -> tuple[list[Any], bool]: ...
-
-    async def fetch_sockets(self, nsp: Namespace, flags: BroadcastFlags) -> list[RemoteSocket]: ...
-
-    async def sockets_command(
-        self, nsp: Namespace, flags: BroadcastFlags, command: str, argument: Any
-    ) -> None: ...
+    """What reaches the other processes outside a namespace's adapter: one remote socket (as
+    ``fetch_sockets`` returned it), and the other servers' own handlers."""
 
     async def socket_command(
         self, snapshot: SocketSnapshot, command: str, argument: Any

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..engineio import CloseReason, Session
 from ..engineio.packet import Packet as EnginePacket
+from .adapter import RecoveredSession, engine_packets
 from .exceptions import ConnectionRefusedError
-from .namespace import engine_packets
 from .packet import Decoder, Packet, PacketType, SocketIOParseError, encode
-from .socket import Socket, SocketState
+from .socket import Socket, SocketState, new_pid
 
 if TYPE_CHECKING:
     from .server import SocketIOServer
@@ -68,7 +68,7 @@ class Client:
             packet = self.decoder.feed(message)
         except SocketIOParseError as exc:
             logger.info("session %s: malformed Socket.IO packet: %s", self.session.sid, exc)
-            await self.session.close(CloseReason.FORCED_CLOSE)
+            await self.session.close(CloseReason.PARSE_ERROR)
             return
         if packet is None:
             return
@@ -117,10 +117,23 @@ class Client:
         if nsp is None:
             await self.send(Packet(PacketType.CONNECT_ERROR, name, _INVALID_NAMESPACE))
             return
+        if not self.session.is_open:
+            return  # closed while a dynamic namespace's matcher ran: no socket to make
         socket = Socket(nsp, self, auth)
         self.sockets[name] = socket
+        adapter = nsp.adapter
+        recovered: RecoveredSession | None = None
+        if adapter.records:
+            recovered = await self._restore(socket, auth)
+            if recovered is not None:
+                socket.take_over(recovered)
+            else:
+                socket.pid = new_pid()
+                socket.position = await adapter.position()
         try:
-            accepted = await self.server.run_connect(socket, auth)
+            accepted = await self.server.run_connect(
+                socket, auth, middlewares=recovered is None or not self.server.skips_middlewares
+            )
         except ConnectionRefusedError as refusal:
             accepted, payload = False, refusal.payload()
         except Exception:
@@ -131,14 +144,34 @@ class Client:
         else:
             payload = ConnectionRefusedError().payload()
         if not self.session.is_open or self.sockets.get(name) is not socket:
+            if recovered is not None:
+                # Lost again while being restored: the session is kept for the next attempt.
+                await adapter.persist_session(socket.session_record())
+                adapter.release(socket.id)
             return
         if not accepted:
+            if recovered is not None:
+                adapter.release(socket.id)
             del self.sockets[name]
             await socket.closed("server namespace disconnect")
             await self.send(Packet(PacketType.CONNECT_ERROR, name, payload))
             return
         self._cancel_connect_timer()
-        await socket.connected_now()
+        await socket.connected_now(recovered)
+
+    async def _restore(self, socket: Socket, auth: dict[str, Any]) -> RecoveredSession | None:
+        """The session the client asks to recover (``pid`` and ``offset`` in its auth), if it
+        can be; any failure gives a fresh socket, never an error."""
+        pid, offset = auth.get("pid"), auth.get("offset")
+        if not isinstance(pid, str) or not pid:
+            return None
+        try:
+            return await socket.nsp.adapter.restore_session(
+                pid, offset if isinstance(offset, str) else None, socket.user_id
+            )
+        except Exception:
+            logger.exception("could not restore session %s on %s", pid, socket.nsp.name)
+            return None
 
     # -- closing --------------------------------------------------------------------------
 

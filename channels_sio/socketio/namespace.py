@@ -1,32 +1,21 @@
-"""A namespace at run time: its handlers, its local sockets and room index, and delivery."""
+"""A namespace at run time: its handlers, its adapter (sockets, rooms, delivery) and the
+broadcast shortcuts."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..engineio.packet import Packet as EnginePacket
-from ..engineio.packet import PacketType as EnginePacketType
-from .adapter import RoomIndex
-from .broadcast import BroadcastFlags, BroadcastOperator
+from .broadcast import BroadcastOperator
 from .handlers import Handler, Handlers
-from .packet import Packet, encode
 
 if TYPE_CHECKING:
+    from .adapter import Adapter
     from .bus import RemoteSocket
     from .server import SocketIOServer
     from .socket import Socket
 
-__all__ = ["Namespace", "engine_packets"]
-
-logger = logging.getLogger("channels_sio.socketio")
-
-
-def engine_packets(parts: list[str | bytes]) -> list[EnginePacket]:
-    """An encoded Socket.IO packet (:func:`encode`) as the Engine.IO messages that carry it."""
-    return [EnginePacket(EnginePacketType.MESSAGE, part) for part in parts]
+__all__ = ["Namespace"]
 
 
 class Namespace:
@@ -50,8 +39,7 @@ class Namespace:
         self.handlers = handlers or Handlers()
         self.parent = parent
         self.children: dict[str, Namespace] = {}
-        self.sockets: dict[str, Socket] = {}
-        self.rooms = RoomIndex()
+        self._adapter: Adapter | None = None
         self._next_ack_id = 0
 
     def __repr__(self) -> str:
@@ -79,90 +67,30 @@ class Namespace:
         self.handlers.use(middleware)
         return middleware
 
-    # -- sockets --------------------------------------------------------------------------
+    # -- sockets and delivery -------------------------------------------------------------
+
+    @property
+    def adapter(self) -> Adapter:
+        """This namespace's adapter, made by the server on first use (settings are read then)."""
+        adapter = self._adapter
+        if adapter is None:
+            adapter = self._adapter = self.server.new_adapter(self)
+        return adapter
+
+    def reset_adapter(self) -> Adapter | None:
+        """Forget the adapter (the server's kind of adapter changed); the old one, if any."""
+        old, self._adapter = self._adapter, None
+        return old
+
+    @property
+    def sockets(self) -> dict[str, Socket]:
+        """This process's connected sockets of the namespace, by id."""
+        return self.adapter.sockets
 
     def next_ack_id(self) -> int:
         ack_id = self._next_ack_id
         self._next_ack_id += 1
         return ack_id
-
-    def add(self, socket: Socket) -> None:
-        self.sockets[socket.id] = socket
-        self.rooms.add(socket.id, (socket.id,))
-
-    def remove(self, socket: Socket) -> None:
-        self.sockets.pop(socket.id, None)
-        self.rooms.remove(socket.id)
-
-    def _family(self) -> Iterable[Namespace]:
-        return self.children.values() if self.children else (self,)
-
-    def select_sockets(self, flags: BroadcastFlags) -> list[Socket]:
-        """Local connected sockets matching the flags' rooms."""
-        found = []
-        for nsp in self._family():
-            for sid in nsp.rooms.select(flags.rooms, flags.except_rooms):
-                socket = nsp.sockets.get(sid)
-                if socket is not None and socket.connected and sid != flags.exclude_sid:
-                    found.append(socket)
-        return found
-
-    # -- delivery -------------------------------------------------------------------------
-
-    async def broadcast(self, packet: Packet, flags: BroadcastFlags) -> int:
-        """Deliver to the matching local sockets; the packet is encoded once per namespace."""
-        delivered = 0
-        for nsp in self._family():
-            packet.namespace = nsp.name
-            encoded = engine_packets(encode(packet))
-            for sid in nsp.rooms.select(flags.rooms, flags.except_rooms):
-                socket = nsp.sockets.get(sid)
-                if socket is None or not socket.connected or sid == flags.exclude_sid:
-                    continue
-                session = socket.client.session
-                if flags.volatile and not session.transport.writable:
-                    continue
-                await session.send_packets(encoded)
-                delivered += 1
-        return delivered
-
-    async def broadcast_with_ack(
-        self, packet: Packet, flags: BroadcastFlags
-    ) -> tuple[list[Any], bool]:
-        """Deliver to the matching local sockets and gather their acknowledgements.
-
-        Returns the responses and whether every socket answered within ``flags.timeout``.
-        """
-        assert flags.timeout is not None
-        loop = asyncio.get_running_loop()
-        responses: list[Any] = []
-        done: asyncio.Future[None] = loop.create_future()
-        targets = self.select_sockets(flags)
-        expected = len(targets)
-        if expected == 0:
-            return responses, True
-        registered: list[tuple[Socket, int]] = []
-
-        def on_ack(args: list[Any]) -> None:
-            responses.append(args[0] if len(args) == 1 else args)
-            if len(responses) == expected and not done.done():
-                done.set_result(None)
-
-        for socket in targets:
-            ack_id = socket.nsp.next_ack_id()
-            socket.acks[ack_id] = on_ack
-            registered.append((socket, ack_id))
-            packet.namespace = socket.nsp.name
-            packet.id = ack_id
-            await socket.client.send(packet)
-        try:
-            await asyncio.wait_for(done, flags.timeout)
-        except TimeoutError:
-            return list(responses), False
-        finally:
-            for socket, ack_id in registered:
-                socket.acks.pop(ack_id, None)
-        return responses, True
 
     # -- operator shortcuts ---------------------------------------------------------------
 

@@ -21,6 +21,8 @@ __all__ = [
     "PacketType",
     "SocketIOParseError",
     "encode",
+    "join_binary",
+    "split_binary",
     "validate_event_name",
 ]
 
@@ -146,6 +148,17 @@ def _deconstruct(data: Any, buffers: list[bytes]) -> Any:
     if isinstance(data, dict):
         return {key: _deconstruct(value, buffers) for key, value in data.items()}
     return data
+
+
+def split_binary(data: Any) -> tuple[Any, list[bytes]]:
+    """``data`` with its bytes replaced by attachment placeholders, and the bytes in order."""
+    buffers: list[bytes] = []
+    return _deconstruct(data, buffers), buffers
+
+
+def join_binary(data: Any, buffers: list[bytes]) -> Any:
+    """The inverse of :func:`split_binary`; SocketIOParseError for a bad placeholder."""
+    return _reconstruct(data, buffers) if buffers else data
 
 
 def encode(packet: Packet) -> list[str | bytes]:

@@ -10,11 +10,12 @@ import sys
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from asgiref.sync import sync_to_async
 
 from ..engineio import CloseReason, EngineIOConfig, EngineIOServer, Session
+from .adapter import Adapter, LocalAdapter
 from .broadcast import BroadcastOperator
 from .bus import Bus, RemoteSocket
 from .client import Client
@@ -23,7 +24,7 @@ from .namespace import Namespace
 from .packet import validate_event_name
 from .socket import Socket
 
-__all__ = ["NamespaceMatcher", "ServerConfig", "SocketIOServer"]
+__all__ = ["AdapterFactory", "NamespaceMatcher", "Recovery", "ServerConfig", "SocketIOServer"]
 
 logger = logging.getLogger("channels_sio.socketio")
 
@@ -31,14 +32,33 @@ logger = logging.getLogger("channels_sio.socketio")
 #: async).
 NamespaceMatcher = re.Pattern[str] | Callable[[str, dict[str, Any]], Any]
 
+#: Makes the adapter of a namespace: :class:`LocalAdapter`, or the cluster's.
+AdapterFactory = Callable[[Namespace], Adapter]
+
+
+class Recovery(Protocol):
+    """Connection state recovery as the server sees it (``channels_sio.recovery``)."""
+
+    @property
+    def skip_middlewares(self) -> bool:
+        """Whether a recovered socket skips the middlewares (its connect handler still runs)."""
+
+    def wrap(self, adapter: Adapter) -> Adapter:
+        """The adapter that records packets and keeps sessions around ``adapter``."""
+
+    async def close(self) -> None:
+        """Write what is pending and release the store (the server is shutting down)."""
+
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """Options of a Socket.IO server. ``connect_timeout`` is in milliseconds."""
+    """Options of a Socket.IO server. ``connect_timeout`` is in milliseconds; ``recovery`` is
+    None when connection state recovery is off (the default, as in socket.io)."""
 
     engine: EngineIOConfig = field(default_factory=EngineIOConfig)
     connect_timeout: int = 45_000
     max_attachments: int = 10
+    recovery: Recovery | None = None
 
 
 def _default_runner(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -80,6 +100,7 @@ class SocketIOServer:
         self._tasks: set[asyncio.Task[Any]] = set()
         #: Reaches the other server processes (set by this process's cluster node).
         self.bus: Bus | None = None
+        self._adapter_factory: AdapterFactory = LocalAdapter
         self.server_handlers: dict[str, Handler] = {}
         SocketIOServer._running.add(self)
 
@@ -172,13 +193,46 @@ class SocketIOServer:
         return result
 
     async def shutdown(self) -> None:
-        """Close every connection (``server shutting down``) and cancel owned tasks."""
+        """Close every connection (``server shutting down``), cancel owned tasks, and let
+        connection state recovery write what it holds."""
         if self._engine is not None:
             await self._engine.shutdown()
+        recovery = self._config.recovery if self._config is not None else None
+        if recovery is not None:
+            await recovery.close()
         tasks = [task for task in self._tasks if task is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- adapters -------------------------------------------------------------------------
+
+    def new_adapter(self, nsp: Namespace) -> Adapter:
+        """The adapter of a namespace, wrapped for connection state recovery when it is on."""
+        adapter = self._adapter_factory(nsp)
+        recovery = self.config.recovery
+        return adapter if recovery is None else recovery.wrap(adapter)
+
+    @property
+    def skips_middlewares(self) -> bool:
+        recovery = self.config.recovery
+        return recovery is not None and recovery.skip_middlewares
+
+    def use_adapter(self, factory: AdapterFactory) -> None:
+        """Make namespaces' adapters with ``factory`` from now on (the cluster node does, when
+        it starts); the namespaces' current adapters, which must have no socket, are dropped."""
+        self._adapter_factory = factory
+        for nsp in self._all_namespaces():
+            old = nsp.reset_adapter()
+            if old is not None and old.sockets:
+                raise RuntimeError(f"{nsp} has connected sockets: its adapter cannot change")
+
+    def _all_namespaces(self) -> list[Namespace]:
+        found = list(self.namespaces.values())
+        for _, parent in self._dynamic:
+            found.append(parent)
+            found.extend(parent.children.values())
+        return found
 
     # -- namespaces -----------------------------------------------------------------------
 
@@ -248,10 +302,13 @@ class SocketIOServer:
                 return self._add_child(parent, name)
         return None
 
-    async def run_connect(self, socket: Socket, auth: dict[str, Any]) -> bool:
-        """Middlewares, then the connect handler; False (or ConnectionRefusedError) refuses."""
+    async def run_connect(
+        self, socket: Socket, auth: dict[str, Any], *, middlewares: bool = True
+    ) -> bool:
+        """Middlewares (unless ``middlewares`` is False), then the connect handler; False (or
+        ConnectionRefusedError) refuses."""
         handlers = socket.nsp.handlers
-        for middleware in handlers.middlewares:
+        for middleware in handlers.middlewares if middlewares else ():
             if (
                 await self.call_handler(middleware, *handlers.trim(middleware, (socket, auth)))
                 is False

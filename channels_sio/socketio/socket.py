@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from ..engineio.packet import Packet as EnginePacket
+from .adapter import RecoveredSession, SessionRecord, engine_packets
 from .broadcast import BroadcastFlags, BroadcastOperator, _room_set
 from .exceptions import AckTimeoutError, DisconnectedError
 from .handlers import Handler, run_at_once
-from .namespace import engine_packets
 from .packet import Packet, PacketType, encode, validate_event_name
 
 if TYPE_CHECKING:
@@ -24,11 +24,28 @@ if TYPE_CHECKING:
     from .client import Client
     from .namespace import Namespace
 
-__all__ = ["Handshake", "Socket", "SocketState"]
+__all__ = ["RECOVERABLE_REASONS", "Handshake", "Socket", "SocketState", "new_pid"]
 
 logger = logging.getLogger("channels_sio.socketio")
 
 AckCallback = Callable[[list[Any]], None]
+
+#: How long a recovered socket remembers the offsets replayed to it (seconds): longer than a
+#: packet recorded before the restore can take to reach it.
+REPLAYED_KEPT = 30.0
+
+#: Disconnect reasons after which the session is kept for connection state recovery: the
+#: connection was lost, or the server closed it without a DISCONNECT packet, so the client
+#: reconnects. Never after a disconnect either side asked for (the client then stays away) or
+#: after a malformed packet ("parse error").
+RECOVERABLE_REASONS = frozenset(
+    {"transport close", "transport error", "ping timeout", "forced close", "server shutting down"}
+)
+
+
+def new_pid() -> str:
+    """A private session id: unguessable, and never a socket id or an Engine.IO sid."""
+    return secrets.token_urlsafe(18)
 
 
 class SocketState(Enum):
@@ -108,7 +125,16 @@ class Socket:
         self._handshake: Handshake | None = None
         self.data: dict[str, Any] = {}
         self.state = SocketState.CONNECTING
+        #: The private session id a client brings back to recover this socket (recovery on).
+        self.pid: str | None = None
+        #: Whether this socket took over a previous connection's id, rooms, data and missed
+        #: packets (connection state recovery).
         self.recovered = False
+        #: Where in the packet log to replay from if the client comes back without an offset.
+        self.position: str | None = None
+        #: Offsets replayed to a recovered socket, which a delivery still on its way must not
+        #: repeat; dropped after ``REPLAYED_KEPT`` seconds.
+        self.replayed: set[str] | None = None
         self.acks: dict[int, AckCallback] = {}
         # A dict as an ordered set: an empty one is a third the size of an empty set, and
         # most sockets never wait for an acknowledgement.
@@ -151,7 +177,7 @@ class Socket:
     @property
     def rooms(self) -> frozenset[str]:
         """The rooms this socket is in, its own id included."""
-        return self.nsp.rooms.rooms_of(self.id)
+        return self.nsp.adapter.rooms_of(self.id)
 
     # -- sending --------------------------------------------------------------------------
 
@@ -163,12 +189,26 @@ class Socket:
         elif self.state is SocketState.CONNECTED:
             await self.client.send(packet)
 
+    async def _emit_recorded(self, packet: Packet) -> None:
+        """With recovery on, an EVENT with no acknowledgement goes through the adapter, to
+        this socket's own room, as in socket.io: it is recorded and given its offset there."""
+        adapter = self.nsp.adapter
+        flags = BroadcastFlags(rooms=frozenset((self.id,)), local=True)
+        if self.state is _CONNECTED:
+            await adapter.broadcast(packet, flags)
+        elif self.state is SocketState.CONNECTING:
+            await adapter.record(packet, flags)
+            await self._send(packet)
+
     async def emit(
         self, event: str, *args: Any, callback: Callable[..., Any] | None = None
     ) -> None:
         """Send ``event`` to this client; ``callback(*ack_args)`` runs when it acknowledges."""
         validate_event_name(event)
         packet = Packet(PacketType.EVENT, self.nsp.name, [event, *args])
+        if callback is None and self.pid is not None:
+            await self._emit_recorded(packet)
+            return
         if callback is not None:
             packet.id = self.nsp.next_ack_id()
             server = self.nsp.server
@@ -237,11 +277,11 @@ class Socket:
     def join(self, *rooms: str | Iterable[str]) -> None:
         """Join one or more rooms."""
         if self.state is not SocketState.DISCONNECTED:
-            self.nsp.rooms.add(self.id, _room_set(rooms))
+            self.nsp.adapter.join(self.id, _room_set(rooms))
 
     def leave(self, room: str) -> None:
         """Leave a room."""
-        self.nsp.rooms.discard(self.id, room)
+        self.nsp.adapter.leave(self.id, room)
 
     def to(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
         """Broadcast to rooms, leaving this socket out."""
@@ -328,14 +368,78 @@ class Socket:
 
     # -- connecting and disconnecting -----------------------------------------------------
 
-    async def connected_now(self) -> None:
-        """The connect handler accepted: reply CONNECT, then send what it emitted."""
+    @property
+    def user_id(self) -> str | None:
+        """The primary key of the authenticated Django user, as text (None when anonymous)."""
+        user = self.user
+        if user is None or not getattr(user, "is_authenticated", False):
+            return None
+        return str(user.pk)
+
+    def take_over(self, recovered: RecoveredSession) -> None:
+        """Become the socket of a recovered session: its id, pid, data and log position."""
+        session = recovered.session
+        self.id = session.sid
+        self.pid = session.pid
+        self.data = dict(session.data)
+        self.recovered = True
+        self.position = recovered.missed[-1][0] if recovered.missed else session.position
+
+    def session_record(self) -> SessionRecord:
+        """What is persisted of this socket for recovery (its rooms as they are now)."""
+        assert self.pid is not None
+        return SessionRecord(
+            pid=self.pid,
+            sid=self.id,
+            namespace=self.nsp.name,
+            rooms=self.rooms,
+            data=self.data,
+            user_id=self.user_id,
+            position=self.position,
+        )
+
+    async def connected_now(self, recovered: RecoveredSession | None = None) -> None:
+        """The connect handler accepted: reply CONNECT, then send what it emitted.
+
+        A recovered socket first gets the packets it missed, each with its offset as its last
+        argument, then those delivered to it while it was being restored (``held``) that the
+        log had not shown yet, all before the CONNECT reply, as in socket.io.
+        """
+        name = self.nsp.name
+        out: list[EnginePacket] = []
+        if recovered is not None:
+            replayed: set[str] = set()
+            for offset, data in recovered.missed:
+                replayed.add(offset)
+                out.extend(engine_packets(encode(Packet(PacketType.EVENT, name, [*data, offset]))))
+            for held_offset, encoded in recovered.held:
+                if held_offset is None:
+                    out.extend(encoded)
+                elif held_offset not in replayed:
+                    replayed.add(held_offset)
+                    out.extend(encoded)
+            if replayed:
+                # A packet the log showed may still be on its way to this process (recorded,
+                # not yet delivered): when it comes, it is dropped, not sent twice.
+                self.replayed = replayed
+                asyncio.get_running_loop().call_later(REPLAYED_KEPT, self._forget_replayed)
+        reply: dict[str, Any] = {"sid": self.id}
+        if self.pid is not None:
+            reply["pid"] = self.pid
+        out.extend(engine_packets(encode(Packet(PacketType.CONNECT, name, reply))))
+        for encoded in self._queued:
+            out.extend(encoded)
+        self._queued = []
+        # No wait from here to the send: a packet delivered meanwhile cannot overtake these.
         self.state = SocketState.CONNECTED
-        self.nsp.add(self)
-        await self.client.send(Packet(PacketType.CONNECT, self.nsp.name, {"sid": self.id}))
-        queued, self._queued = self._queued, []
-        for encoded in queued:
-            await self.client.send_encoded(encoded)
+        adapter = self.nsp.adapter
+        adapter.add(self)
+        if recovered is not None:
+            adapter.release(self.id)
+        await self.client.send_encoded(out)
+
+    def _forget_replayed(self) -> None:
+        self.replayed = None
 
     async def disconnect(self, close: bool = False) -> None:
         """Disconnect from this namespace; ``close=True`` closes the whole connection."""
@@ -354,13 +458,21 @@ class Socket:
             return
         was_connected = self.connected
         self.state = SocketState.DISCONNECTED
-        self.nsp.remove(self)
+        adapter = self.nsp.adapter
+        record = (
+            self.session_record()
+            if was_connected and self.pid is not None and reason in RECOVERABLE_REASONS
+            else None
+        )
+        adapter.remove(self)
         self.client.forget(self)
         for future in self._waiting:
             if not future.done():
                 future.set_exception(DisconnectedError(reason))
         self.acks.clear()
         self._queued.clear()
+        if record is not None:
+            await adapter.persist_session(record)
         handlers = self.nsp.handlers
         handler = handlers.disconnect
         if was_connected and handler is not None:
@@ -379,5 +491,7 @@ class _SocketVolatile:
     async def emit(self, event: str, *args: Any) -> None:
         # Checked before deciding to drop: an invalid name raises whatever the transport does.
         validate_event_name(event)
-        if self.socket.client.session.transport.writable:
-            await self.socket.emit(event, *args)
+        socket = self.socket
+        if socket.client.session.transport.writable:
+            # Volatile packets are never recorded: no offset, straight to the client.
+            await socket._send(Packet(PacketType.EVENT, socket.nsp.name, [event, *args]))

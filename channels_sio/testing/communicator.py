@@ -35,6 +35,12 @@ class SocketIOCommunicator:
 
     Server pings are answered while waiting. ``headers`` is a list of ``(bytes, bytes)`` pairs,
     e.g. ``[(b"cookie", b"sessionid=...")]`` to be a logged-in user.
+
+    With connection state recovery on, it does what socket.io-client does: it keeps the
+    ``pid`` of the CONNECT reply and the ``offset`` of the last event it received;
+    :meth:`drop` loses the connection as a network failure would, and :meth:`reconnect`
+    comes back with both, after which ``recovered`` says whether the server restored the
+    socket (the missed events are then the first ones :meth:`receive_event` returns).
     """
 
     def __init__(
@@ -47,8 +53,10 @@ class SocketIOCommunicator:
         headers: list[tuple[bytes, bytes]] | None = None,
         query: str = "",
     ) -> None:
-        url = f"{path}?EIO=4&transport=websocket" + (f"&{query}" if query else "")
-        self.ws = WebsocketCommunicator(application, url, headers=headers or [])
+        self._application = application
+        self._url = f"{path}?EIO=4&transport=websocket" + (f"&{query}" if query else "")
+        self._headers = headers or []
+        self.ws = WebsocketCommunicator(application, self._url, headers=self._headers)
         self.namespace = namespace
         self.auth = auth
         self.sid: str | None = None
@@ -59,6 +67,11 @@ class SocketIOCommunicator:
         self._next_id = 0
         self._reading = asyncio.Lock()
         self._answers: dict[str, Callable[..., Any]] = {}
+        #: Connection state recovery: the private session id, the last offset received, and
+        #: whether the last connect restored the socket.
+        self.pid: str | None = None
+        self.offset: str | None = None
+        self.recovered = False
 
     async def connect(self, timeout: float = 1) -> dict[str, Any]:
         """Open the connection and join the namespace; return the CONNECT payload.
@@ -73,7 +86,12 @@ class SocketIOCommunicator:
         if opening.type is not EnginePacketType.OPEN:
             raise AssertionError(f"expected the Engine.IO open packet, got {opening}")
         self.handshake = json.loads(str(opening.data))
-        await self._send(Packet(PacketType.CONNECT, self.namespace, self.auth))
+        auth = self.auth
+        if self.pid is not None:
+            # As socket.io-client: the application's own auth keys win over these two.
+            recovery = {"pid": self.pid, **({"offset": self.offset} if self.offset else {})}
+            auth = {**recovery, **(auth or {})}
+        await self._send(Packet(PacketType.CONNECT, self.namespace, auth))
         packet = await self._next_packet(timeout, (PacketType.CONNECT, PacketType.CONNECT_ERROR))
         if packet.type is PacketType.CONNECT_ERROR:
             # Close the connection, as socket.io-client does when its only namespace is
@@ -82,7 +100,22 @@ class SocketIOCommunicator:
             data = packet.data if isinstance(packet.data, dict) else {"message": packet.data}
             raise ConnectionRefusedError(data.get("message", ""), data.get("data"))
         self.sid = packet.data["sid"]
+        pid = packet.data.get("pid")
+        self.recovered = pid is not None and pid == self.pid
+        self.pid = pid
         return dict(packet.data)
+
+    async def drop(self) -> None:
+        """Lose the connection as a network failure would: no DISCONNECT, no Engine.IO close
+        packet; the server sees ``transport close``."""
+        await self.ws.disconnect()
+
+    async def reconnect(self, timeout: float = 1) -> dict[str, Any]:
+        """Connect again after :meth:`drop`, with the pid and offset kept; return the CONNECT
+        payload. Events the server replays are queued before anything else."""
+        self.ws = WebsocketCommunicator(self._application, self._url, headers=self._headers)
+        self._decoder = Decoder(from_server=True)
+        return await self.connect(timeout)
 
     async def emit(self, event: str, *args: Any) -> None:
         """Send an event with no acknowledgement."""
@@ -170,6 +203,8 @@ class SocketIOCommunicator:
             return packet
         if packet.type is PacketType.EVENT:
             self._events.append(packet)
+            if self.pid is not None and isinstance(packet.data[-1], str) and len(packet.data) > 1:
+                self.offset = packet.data[-1]
             answer = self._answers.get(packet.data[0])
             if answer is not None and packet.id is not None:
                 result = answer(*packet.data[1:])

@@ -17,7 +17,7 @@ __all__ = [
 ]
 
 #: The tasks running this process's consumers, so that a shutdown without ASGI lifespan
-#: (daphne's) can let them finish (see ``channels_sio.shutdown``). A plain set, not a WeakSet:
+#: (daphne's) can let them finish (see ``channels_sio.lifecycle``). A plain set, not a WeakSet:
 #: a consumer removes its task when it returns, and a WeakSet costs a weakref per request.
 consumer_tasks: set[asyncio.Task[Any]] = set()
 

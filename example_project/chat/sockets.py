@@ -11,7 +11,9 @@ Server -> client: ``rooms`` (the room list with member counts), ``message``, ``t
 ``joined`` and ``left``. Failed requests are acknowledged with ``{"error": "..."}``.
 
 A socket is in one room at a time. Recent messages live in this process's memory: enough for
-a demo served by one process (``runserver``), lost on restart.
+a demo served by one process (``runserver``), lost on restart. Connection state recovery is on
+(settings.py): a user whose connection drops comes back to the same socket, in the same room,
+and gets the messages sent meanwhile; the connect handler then tells the room it is back.
 """
 
 from __future__ import annotations
@@ -64,6 +66,15 @@ async def connect(socket: Socket, auth: dict[str, Any]) -> None:
     if user is None or not user.is_authenticated:
         raise ConnectionRefusedError("login required")
     socket.data["username"] = user.get_username()
+    room = socket.data.get("room")
+    if socket.recovered and room is not None:
+        # Back in its room with the messages it missed (connection state recovery): the
+        # others saw it leave when its connection dropped, so they see it come back.
+        names = await members(room)
+        await socket.to(room).emit(
+            "joined",
+            {"room": room, "user": socket.data["username"], "members": names, "time": now()},
+        )
     await socket.emit("rooms", await room_list())
 
 

@@ -51,12 +51,20 @@ TEMPLATES = [
 
 ASGI_APPLICATION = "example_project.asgi.application"
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get("EXAMPLE_DB", str(BASE_DIR / "db.sqlite3")),
+# DATABASE_URL (postgres://user@host:5432/name, sqlite:///path, ...) replaces the embedded
+# SQLite database, read by dj-database-url.
+DATABASE_URL = os.environ.get("DATABASE_URL")
+if DATABASE_URL:
+    import dj_database_url
+
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ.get("EXAMPLE_DB", str(BASE_DIR / "db.sqlite3")),
+        }
     }
-}
 
 # With REDIS_URL set, every server process shares channels-redis and forms one Socket.IO server;
 # without it, the in-memory layer (one process: runserver, or a single daphne / uvicorn).
@@ -75,7 +83,11 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
-CHANNELS_SIO: dict[str, object] = {}
+CHANNELS_SIO: dict[str, object] = {
+    # The chat demo recovers dropped connections: the sessions and the packet log live in this
+    # project's database (the default store), so any number of processes share them.
+    "connection_state_recovery": {"store": "database"},
+}
 
 AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
 

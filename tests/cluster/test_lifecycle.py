@@ -9,13 +9,14 @@ import json
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
 import redis
 
-from .conftest import Driver, running_cluster, wait_for
+from .conftest import Cluster, Driver, running_cluster, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.node]
 
@@ -118,3 +119,31 @@ def test_a_poll_forwarded_to_a_stopping_node_gets_its_close_packet(
         status, body, at = answered["poll"]
         assert (status, body) == (200, "1")  # CLOSE ("server shutting down")
         assert at - stopping < 3
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_nodes_start_with_the_server_and_a_first_broadcast_reaches_every_node(
+    redis_url: str, driver: Driver, attempt: int
+) -> None:
+    # Fresh processes, and nothing asks for their nodes first: the first Socket.IO request of
+    # each is a client connecting, and the very first broadcast must reach the other process.
+    cluster = Cluster(redis_url, "tests.cluster.settings_cluster", ("uvicorn", "daphne"))
+    group = f"{cluster.env['CSIO_LAYER_PREFIX']}:group:channels_sio.nodes"
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda server: server.start(), cluster.servers))
+        with redis.Redis.from_url(redis_url, socket_timeout=2) as client:
+            # Both nodes joined the group when their server started (lifespan / reactor start).
+            wait_for(lambda: client.zcard(group) == 2, 5, "both nodes in the group")
+        for node in (0, 1):
+            driver("open", name=f"C{node}", url=cluster[node].url, auth={"rooms": ["r"]})
+        driver(
+            "call", name="C0", event="cast", args=[{"event": "tick", "args": [attempt], "to": "r"}]
+        )
+        assert driver("wait", name="C1", event="tick") == [["tick", attempt]]
+        driver("call", name="C1", event="cast", args=[{"event": "tock", "to": "r"}])
+        assert driver("wait", name="C0", event="tock") == [["tock"]]
+    finally:
+        cluster.stop()
+    for server in cluster.servers:
+        assert "Traceback" not in server.log(), server.log()

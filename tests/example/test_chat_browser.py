@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, WebSocketRoute, expect, sync_playwright
 
 from tests.support.servers import ServerProcess
 
@@ -100,3 +100,47 @@ def test_two_users_chat(browser: Browser, chat_server: ServerProcess, tmp_path: 
     bob.get_by_role("button", name="Leave").click()
     expect(alice.locator("#messages .notice").last).to_have_text("bob left")
     expect(alice.locator("#members")).to_have_text("1 here: alice")
+
+
+def test_a_user_whose_connection_drops_gets_the_messages_sent_meanwhile(
+    browser: Browser, chat_server: ServerProcess
+) -> None:
+    alice = open_chat(browser, chat_server, "alice")
+    bob = open_chat(browser, chat_server, "bob")
+    join(alice, ROOM)
+    join(bob, ROOM)
+    expect(alice.locator("#members")).to_have_text("2 here: alice, bob")
+
+    # From now on Alice's WebSockets go through the test, which can cut them as a network
+    # failure would: the page sees its connection drop, the server sees "transport close".
+    cut: list[tuple[WebSocketRoute, WebSocketRoute]] = []
+
+    def through_the_test(route: WebSocketRoute) -> None:
+        cut.append((route, route.connect_to_server()))
+
+    alice.route_web_socket(re.compile(r"/socket\.io/"), through_the_test)
+    alice.reload()
+    expect(alice.locator("#connection-state")).to_have_text("connected")
+    join(alice, ROOM)
+    expect.poll(lambda: len(cut), timeout=10_000).to_be(1)  # upgraded to WebSocket
+
+    page_side, server_side = cut[0]
+    page_side.close()
+    server_side.close()
+    expect(alice.locator("#connection-state")).not_to_have_text("connected")
+    for text in ("while you were away", "and one more"):
+        bob.locator("#text").fill(text)
+        bob.locator("#text").press("Enter")
+        expect(bob.locator("#messages .message.own .tick").last).to_have_text("sent ✓")
+
+    # socket.io-client reconnects by itself: the same socket, in the same room, with both.
+    expect(alice.locator("#connection-state")).to_have_text(
+        "connected (recovered, 2 missed messages)", timeout=15_000
+    )
+    texts = alice.locator("#messages .message:not(.own) .text")
+    expect(texts).to_have_text(["while you were away", "and one more"])
+    expect(alice.locator("#room-title")).to_have_text(f"# {ROOM}")
+    expect(alice.locator("#text")).to_be_enabled()
+    # Bob saw her go, and come back.
+    expect(bob.locator("#messages .notice").last).to_have_text("alice joined")
+    expect(bob.locator("#members")).to_have_text("2 here: alice, bob")

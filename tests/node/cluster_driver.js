@@ -1,5 +1,5 @@
-// A long-lived driver of official socket.io-client instances, for the cluster tests
-// (tests/cluster): pytest writes one JSON command per line on stdin and reads one JSON answer
+// A long-lived driver of official socket.io-client instances, for the cluster and recovery
+// tests (tests/cluster, tests/recovery): pytest writes one JSON command per line on stdin and reads one JSON answer
 // per line on stdout, {"id", "ok": true, "result"} or {"id", "ok": false, "error"}.
 // Clients are named; each records every event it receives, answers "question" with its name
 // (unless opened with noAck), and remembers its disconnect reason and connect error.
@@ -14,6 +14,8 @@ const WAIT = 5000; // ms: default bound of any single wait
 
 const clients = new Map(); // name -> socket
 const groups = new Map(); // prefix -> [socket]
+const later = new Map(); // id -> promise of an acknowledgement (callLater)
+let laterIds = 0;
 
 function within(promise, ms, what) {
   let timer;
@@ -105,6 +107,11 @@ function describe(socket) {
     transport: engine && engine.transport ? engine.transport.name : null,
     disconnectReason: socket.disconnectReason,
     connectError: socket.connectError,
+    // Connection state recovery, as the client sees it (socket.io-client keeps the private
+    // session id and the last offset it received on the socket).
+    recovered: socket.recovered ?? false,
+    pid: socket._pid ?? null,
+    offset: socket._lastOffset ?? null,
   };
 }
 
@@ -139,6 +146,32 @@ const commands = {
   async call(c) {
     const socket = get(c.name);
     return socket.timeout(c.ms || WAIT).emitWithAck(c.event, ...(c.args || []));
+  },
+
+  // Like call, without waiting: answers an id for "result".
+  async callLater(c) {
+    const socket = get(c.name);
+    const id = ++laterIds;
+    const promise = socket.timeout(c.ms || WAIT).emitWithAck(c.event, ...(c.args || []));
+    promise.catch(() => {}); // reported by "result"
+    later.set(id, promise);
+    return id;
+  },
+
+  // The acknowledgement of the callLater numbered c.call.
+  async result(c) {
+    const promise = later.get(c.call);
+    if (!promise) throw new Error(`no call ${c.call}`);
+    later.delete(c.call);
+    return within(promise, c.ms || WAIT, `result of call ${c.call}`);
+  },
+
+  // The client disconnects on purpose ("io client disconnect"); answers the reason.
+  async leave(c) {
+    const socket = get(c.name);
+    socket.disconnectReason = null;
+    socket.disconnect();
+    return socket.disconnectReason;
   },
 
   // The events received so far, [event, ...args], optionally only one event; clear empties.
@@ -177,6 +210,40 @@ const commands = {
 
   async state(c) {
     return describe(get(c.name));
+  },
+
+  // Loses the connection as a network drop does, keeping the client's pid and offset: a
+  // WebSocket's TCP connection is destroyed ("transport close" on both sides), a polling
+  // transport is closed by the client (the server sees "transport close", the client
+  // "forced close"). Answers the client's disconnect reason.
+  async drop(c) {
+    const socket = get(c.name);
+    socket.disconnectReason = null;
+    const transport = socket.io.engine.transport;
+    if (transport.name === "websocket" && transport.ws && transport.ws._socket) {
+      transport.ws._socket.destroy();
+    } else {
+      socket.io.engine.close();
+    }
+    return until(
+      socket,
+      () => (socket.disconnectReason === null ? undefined : socket.disconnectReason),
+      c.ms || WAIT,
+      `drop of ${c.name}`,
+    );
+  },
+
+  // Connects a dropped client again (with its pid and offset, as socket.io-client does);
+  // c.url moves it to another server, c.headers replaces its extra headers (another user's
+  // cookie). Answers its state, "recovered" included.
+  async reconnect(c) {
+    const socket = get(c.name);
+    if (c.url) socket.io.uri = c.url;
+    if (c.headers) socket.io.opts.extraHeaders = c.headers;
+    if (c.clear) socket.events.splice(0);
+    socket.disconnectReason = null;
+    await connect(socket, c.ms || WAIT);
+    return describe(socket);
   },
 
   async close(c) {

@@ -23,19 +23,18 @@ def nsp() -> Namespace:
 
 @pytest.fixture
 def sent(nsp: Namespace, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Packet, Any]]:
-    """What the operator hands the namespace to deliver, instead of delivering it."""
+    """What the operator hands the namespace's adapter to deliver, instead of delivering it."""
     calls: list[tuple[str, Packet, Any]] = []
 
-    async def broadcast(packet: Packet, flags: BroadcastFlags) -> int:
+    async def broadcast(packet: Packet, flags: BroadcastFlags, offset: str | None = None) -> None:
         calls.append(("broadcast", packet, flags))
-        return 0
 
     async def broadcast_with_ack(packet: Packet, flags: BroadcastFlags) -> tuple[list[Any], bool]:
         calls.append(("broadcast_with_ack", packet, flags))
         return ["answer"], True
 
-    monkeypatch.setattr(nsp, "broadcast", broadcast)
-    monkeypatch.setattr(nsp, "broadcast_with_ack", broadcast_with_ack)
+    monkeypatch.setattr(nsp.adapter, "broadcast", broadcast)
+    monkeypatch.setattr(nsp.adapter, "broadcast_with_ack", broadcast_with_ack)
     return calls
 
 

@@ -1,5 +1,5 @@
 """Malformed Socket.IO packets from a client close only that client's connection (the server
-gives its sockets "forced close"); another official client keeps working, and the server keeps
+gives its sockets "parse error"); another official client keeps working, and the server keeps
 taking connections."""
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def _assert_closed_alone(result: dict[str, object]) -> None:
     assert isinstance(result["afterMs"], int)
     assert result["afterMs"] < 400, result  # at once, not by a heartbeat or connect timeout
     assert result["leftover"] == [], result  # nothing answered the malformed packet
-    assert result["serverReason"] == "forced close"
+    assert result["serverReason"] == "parse error"
     assert result["still"] == ["still"]
     assert result["watcherConnected"] is True
     assert result["freshAck"] == ["fresh"]

@@ -35,11 +35,26 @@
     ui.text.disabled = ui.send.disabled = !usable;
   }
 
+  // Messages shown since the connection dropped: with connection state recovery, those the
+  // server replays arrive just before "connect".
+  let live = false;
+  let missed = 0;
+
   socket.on("connect", () => {
-    setState("connected");
-    if (currentRoom) joinRoom(currentRoom); // a new server-side socket: join again
+    live = true;
+    if (socket.recovered) {
+      // The same server-side socket, rooms and all: nothing to join again.
+      setState("connected", `recovered, ${missed} missed message${missed === 1 ? "" : "s"}`);
+    } else {
+      setState("connected");
+      if (currentRoom) joinRoom(currentRoom); // a new server-side socket: join again
+    }
   });
-  socket.on("disconnect", (reason) => setState("disconnected", reason));
+  socket.on("disconnect", (reason) => {
+    live = false;
+    missed = 0;
+    setState("disconnected", reason);
+  });
   socket.on("connect_error", (err) => {
     // Refused by the server (not logged in): socket.io-client does not retry those.
     if (!socket.active) setState("disconnected", err.message);
@@ -146,6 +161,7 @@
 
   socket.on("message", (message) => {
     if (message.room !== currentRoom) return;
+    if (!live) missed += 1;
     typists.delete(message.user);
     showTyping();
     showMessage(message);

@@ -1,5 +1,6 @@
-"""Stopping this process's sessions cleanly: the ASGI lifespan handler, and daphne's reactor
-hook for the servers that run no lifespan."""
+"""This process's start and stop around the ASGI server: the node joins the cluster when the
+server starts, and sessions close cleanly when it stops. The ASGI lifespan handler does both,
+and daphne, which runs no lifespan, gets reactor hooks that do the same."""
 
 from __future__ import annotations
 
@@ -13,10 +14,16 @@ from .engineio import EngineIOServer
 from .socketio import SocketIOServer
 from .transports import consumer_tasks
 
-__all__ = ["lifespan", "shutdown", "shutdown_with_reactor"]
+__all__ = ["follow_reactor", "lifespan", "shutdown", "startup"]
 
 # How long a shutdown under daphne waits for the consumers to finish before cancelling them.
 _DRAIN_TIMEOUT = 1.0
+
+
+async def startup() -> None:
+    """Join this process's node to the cluster, before the first request is served: the
+    process then receives every broadcast from the start."""
+    await get_node().start()
 
 
 async def shutdown() -> None:
@@ -32,10 +39,12 @@ async def shutdown() -> None:
 
 
 async def lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """ASGI lifespan: on shutdown, close every session with ``server shutting down``."""
+    """ASGI lifespan: start the node on startup; on shutdown, close every session with
+    ``server shutting down``."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            await startup()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await shutdown()
@@ -56,8 +65,9 @@ async def _shutdown_and_drain() -> None:
 
 
 @cache
-def shutdown_with_reactor() -> None:
-    """Under daphne, which runs no ASGI lifespan, call ``shutdown`` when its reactor stops.
+def follow_reactor() -> None:
+    """Under daphne, which runs no ASGI lifespan, start the node when its reactor starts and
+    call ``shutdown`` when it stops.
 
     daphne's own shutdown only cancels the consumers, which reaches no polling session between
     two requests, and it fails outright (KeyError in ``Server.kill_all_applications``, daphne
@@ -74,4 +84,7 @@ def shutdown_with_reactor() -> None:
     def close_sessions() -> Deferred[None]:
         return Deferred.fromFuture(asyncio.ensure_future(_shutdown_and_drain()))
 
+    # Startup triggers fire before the reactor runs its asyncio loop: the node starts on the
+    # loop's first turn.
+    reactor.callWhenRunning(reactor.callLater, 0, get_node().ensure_started)
     reactor.addSystemEventTrigger("before", "shutdown", close_sessions)

@@ -1,0 +1,313 @@
+"""Connection state recovery around a namespace's adapter: every EVENT that wants no
+acknowledgement and is not volatile is recorded, and given its offset, before any socket gets
+it; the sessions of sockets lost for a recoverable reason are kept, and restored once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from ..engineio import CloseReason
+from ..socketio.adapter import (
+    Adapter,
+    HeldPacket,
+    LocalAdapter,
+    RecoveredSession,
+    SessionRecord,
+)
+from .store import PacketRecord, RecoveryStore, dump_data
+
+if TYPE_CHECKING:
+    from ..socketio.broadcast import BroadcastFlags
+    from ..socketio.bus import RemoteSocket
+    from ..socketio.packet import Packet
+    from ..socketio.socket import Socket
+
+__all__ = ["ConnectionStateRecovery", "RecoveryAdapter"]
+
+logger = logging.getLogger("channels_sio.recovery")
+
+
+class ConnectionStateRecovery:
+    """Connection state recovery for a server (its ``ServerConfig.recovery``): one store for
+    every namespace; ``skip_middlewares`` skips them for recovered sockets.
+
+    ``store`` may be a zero-argument callable, called once, when first needed.
+    """
+
+    def __init__(
+        self,
+        store: RecoveryStore | Callable[[], RecoveryStore],
+        *,
+        skip_middlewares: bool = True,
+    ) -> None:
+        self._store_source = store
+        self._store: RecoveryStore | None = store if isinstance(store, RecoveryStore) else None
+        self._skip_middlewares = skip_middlewares
+        self._failing = False
+
+    @property
+    def skip_middlewares(self) -> bool:
+        return self._skip_middlewares
+
+    @property
+    def store(self) -> RecoveryStore:
+        if self._store is None:
+            source = self._store_source
+            assert not isinstance(source, RecoveryStore)
+            self._store = source()
+        return self._store
+
+    def wrap(self, adapter: Adapter) -> RecoveryAdapter:
+        return RecoveryAdapter(adapter, self)
+
+    async def close(self) -> None:
+        if self._store is not None:
+            await self._store.close()
+
+    def failed(self, what: str) -> None:
+        """A store call failed: log it once until one succeeds again (not once per packet)."""
+        if not self._failing:
+            self._failing = True
+            logger.error(
+                "connection state recovery: %s failed; packets go out unrecorded until the "
+                "store answers again",
+                what,
+                exc_info=True,
+            )
+
+    def succeeded(self) -> None:
+        if self._failing:
+            self._failing = False
+            logger.warning("connection state recovery: the store answers again")
+
+
+class RecoveryAdapter(Adapter):
+    """Records packets and keeps sessions around another adapter (local or cluster), which
+    delivers them."""
+
+    records = True
+
+    def __init__(self, inner: Adapter, recovery: ConnectionStateRecovery) -> None:
+        self.inner = inner
+        self.nsp = inner.nsp
+        self.recovery = recovery
+        server = self.nsp.server
+        # Recorded under the name other processes use too: a dynamic family's is "#n".
+        self.key = server.namespace_key(self.nsp)
+        parent = self.nsp.parent
+        # A dynamic family's child also replays what was sent to the whole family.
+        self._logs = [self.key] if parent is None else [self.key, server.namespace_key(parent)]
+        self._pids: dict[str, Socket] = {}
+        self._end: str | None = None
+        self._persisting: dict[str, asyncio.Future[None]] = {}
+
+    def __repr__(self) -> str:
+        return f"<RecoveryAdapter around {self.inner!r}>"
+
+    # -- what the wrapped adapter does ----------------------------------------------------
+
+    @property
+    def sockets(self) -> dict[str, Socket]:
+        return self.inner.sockets
+
+    @property
+    def local(self) -> LocalAdapter:
+        return self.inner.local
+
+    @property
+    def head(self) -> str | None:
+        return self.inner.head
+
+    async def position(self) -> str | None:
+        head = self.inner.head
+        if head is not None:
+            return head
+        if self._end is None:
+            # Nothing recorded was seen here yet: ask the store, once. Every packet recorded
+            # after that reaches this process's adapter and becomes its head.
+            try:
+                self._end = await self.recovery.store.end()
+            except Exception:
+                self.recovery.failed("reading the end of the packet log")
+                return None
+        return self._end
+
+    def add(self, socket: Socket) -> None:
+        self.inner.add(socket)
+        if socket.pid is not None:
+            self._pids[socket.pid] = socket
+
+    def remove(self, socket: Socket) -> None:
+        self.inner.remove(socket)
+        if socket.pid is not None and self._pids.get(socket.pid) is socket:
+            del self._pids[socket.pid]
+
+    def join(self, sid: str, rooms: Iterable[str]) -> None:
+        self.inner.join(sid, rooms)
+
+    def leave(self, sid: str, room: str) -> None:
+        self.inner.leave(sid, room)
+
+    def rooms_of(self, sid: str) -> frozenset[str]:
+        return self.inner.rooms_of(sid)
+
+    def select(self, flags: BroadcastFlags) -> list[Socket]:
+        return self.inner.select(flags)
+
+    def hold(self, sid: str, rooms: Iterable[str]) -> list[HeldPacket]:
+        return self.inner.hold(sid, rooms)
+
+    def release(self, sid: str) -> None:
+        self.inner.release(sid)
+
+    async def deliver(
+        self, packet: Packet, flags: BroadcastFlags, offset: str | None = None
+    ) -> int:
+        return await self.inner.deliver(packet, flags, offset)
+
+    async def broadcast_with_ack(
+        self, packet: Packet, flags: BroadcastFlags
+    ) -> tuple[list[Any], bool]:
+        return await self.inner.broadcast_with_ack(packet, flags)
+
+    async def fetch_sockets(self, flags: BroadcastFlags) -> list[Socket | RemoteSocket]:
+        return await self.inner.fetch_sockets(flags)
+
+    async def add_sockets(self, flags: BroadcastFlags, rooms: frozenset[str]) -> None:
+        await self.inner.add_sockets(flags, rooms)
+
+    async def del_sockets(self, flags: BroadcastFlags, rooms: frozenset[str]) -> None:
+        await self.inner.del_sockets(flags, rooms)
+
+    async def disconnect_sockets(self, flags: BroadcastFlags, close: bool) -> None:
+        await self.inner.disconnect_sockets(flags, close)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    # -- recording ------------------------------------------------------------------------
+
+    async def broadcast(
+        self, packet: Packet, flags: BroadcastFlags, offset: str | None = None
+    ) -> None:
+        if offset is None:
+            offset = await self.record(packet, flags)
+        await self.inner.broadcast(packet, flags, offset)
+
+    async def record(self, packet: Packet, flags: BroadcastFlags) -> str | None:
+        if flags.volatile or packet.id is not None:
+            return None
+        data: list[Any] = packet.data
+        entry = PacketRecord(
+            namespace=self.key,
+            data=list(data),
+            rooms=flags.rooms,
+            except_rooms=flags.except_rooms,
+            exclude_sid=flags.exclude_sid,
+            # Serialized here, once: arguments JSON cannot hold raise in the emitting code, as
+            # they do without recovery, rather than failing the store's grouped write.
+            dumped=dump_data(data),
+        )
+        recovery = self.recovery
+        try:
+            offset = await recovery.store.record(entry)
+        except Exception:
+            # The packet still goes out: live sockets must not pay for a store outage.
+            recovery.failed("recording a packet")
+            return None
+        recovery.succeeded()
+        data.append(offset)
+        return offset
+
+    # -- sessions -------------------------------------------------------------------------
+
+    async def persist_session(self, session: SessionRecord) -> None:
+        try:
+            # A copy, as stored: the disconnect handler that runs next may change socket.data.
+            session = replace(session, data=json.loads(json.dumps(session.data)))
+        except (TypeError, ValueError) as exc:
+            logger.warning(
+                "socket %s is not kept for recovery: its data cannot be stored (%s)",
+                session.sid,
+                exc,
+            )
+            return
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._persisting[session.pid] = done
+        recovery = self.recovery
+        try:
+            await recovery.store.save_session(session)
+        except Exception:
+            recovery.failed(f"keeping session {session.pid}")
+        else:
+            recovery.succeeded()
+        finally:
+            done.set_result(None)
+            if self._persisting.get(session.pid) is done:
+                del self._persisting[session.pid]
+
+    async def restore_session(
+        self, pid: str, offset: str | None, user_id: str | None
+    ) -> RecoveredSession | None:
+        await self._take_over(pid, user_id)
+        persisting = self._persisting.get(pid)
+        if persisting is not None:
+            await persisting  # its connection closed a moment ago: its session is being kept
+        store = self.recovery.store
+        session = await store.take_session(pid)
+        if session is None:
+            return None
+        if session.namespace != self.nsp.name or session.user_id != user_id:
+            # Another user's pid, or another namespace's: refused, and kept for its owner.
+            await store.save_session(session)
+            logger.info("pid %s belongs to another user or namespace: not restored", pid)
+            return None
+        after = self._replay_from(offset, session.position)
+        if after is None:
+            return None
+        sid, rooms = session.sid, session.rooms
+        # In its rooms before the log is read: what is recorded after the read is delivered
+        # to it (held until its CONNECT reply), what was recorded before is in the read.
+        held = self.inner.hold(sid, rooms)
+        missed: list[tuple[str, PacketRecord]] | None = None
+        try:
+            missed = await store.read_after(self._logs, after)
+        finally:
+            if missed is None:
+                self.inner.release(sid)
+        if missed is None:
+            return None
+        return RecoveredSession(
+            session,
+            [(at, packet.data) for at, packet in missed if packet.reaches(sid, rooms)],
+            held,
+        )
+
+    def _replay_from(self, offset: str | None, position: str | None) -> str | None:
+        """The offset to replay after: the client's, unless it is older than the session's
+        position. socket.io-client keeps the last offset it received across sessions, so a
+        socket that received nothing yet brings its previous session's offset; what was
+        recorded before this session's position was never meant for it."""
+        if offset is None or position is None:
+            return offset if offset is not None else position
+        store = self.recovery.store
+        key, start = store.offset_key(offset), store.offset_key(position)
+        if key is None:
+            return offset  # malformed: read_after says so
+        return position if start is not None and key < start else offset
+
+    async def _take_over(self, pid: str, user_id: str | None) -> None:
+        """The client came back before this process noticed it had gone: its old connection
+        is closed now (its session is kept as for any lost connection), so that it can be
+        restored, rather than leaving two sockets with one id."""
+        old = self._pids.get(pid)
+        if old is None or old.user_id != user_id:
+            return
+        logger.info("socket %s reconnected before its old connection closed", old.id)
+        await old.client.session.close(CloseReason.TRANSPORT_CLOSE)

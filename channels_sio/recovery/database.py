@@ -1,0 +1,392 @@
+"""The database store: the packet log and the kept sessions in Django models
+(:class:`~channels_sio.models.RecoveryPacket`, :class:`~channels_sio.models.RecoverySession`),
+on any database Django supports. It survives restarts, every process shares it, and the admin
+reads it.
+
+The ORM is synchronous: every call runs in a thread of the store's own (one), which keeps its
+database connection from one grouped write to the next rather than opening one per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from django.db import Error as DatabaseError
+from django.db import connections, transaction
+from django.db.models import Max, Q, QuerySet
+from django.utils import timezone
+
+from ..models import RecoveryPacket, RecoverySession
+from ..socketio.adapter import SessionRecord
+from .store import (
+    KeptSession,
+    LoggedPacket,
+    PacketRecord,
+    RecoveryStore,
+    load_data,
+    pack_buffers,
+    serialized,
+    unpack_buffers,
+)
+
+__all__ = ["DatabaseStore"]
+
+logger = logging.getLogger("channels_sio.recovery")
+
+T = TypeVar("T")
+
+#: The largest id a 64-bit auto field holds: a greater offset was never given (SQLite cannot
+#: even compare with it).
+_MAX_ID = 2**63 - 1
+
+#: RecoverySession.pid's max_length.
+_PID_LENGTH = 255
+
+#: How long a call waits for a table locked by another connection of SQLite's shared cache.
+_LOCK_WAIT = 5.0  # seconds: Django's default SQLite busy timeout
+
+_PACKET_COLUMNS = (
+    "id",
+    "namespace",
+    "payload",
+    "attachments",
+    "rooms",
+    "except_rooms",
+    "exclude_sid",
+)
+_SESSION_UPDATES = [
+    "sid",
+    "namespace",
+    "rooms",
+    "data",
+    "user_id",
+    "position",
+    "disconnected_at",
+    "expires_at",
+]
+
+
+def _parse_offset(offset: str) -> int | None:
+    """The id an offset stands for; None unless it is a plain non-negative decimal number."""
+    if not (offset.isascii() and offset.isdigit()):
+        return None
+    value = int(offset)
+    return value if value <= _MAX_ID else None
+
+
+def _packet_fields(packet: PacketRecord) -> dict[str, Any]:
+    """The columns of a packet's row but its creation time, all immutable or new: made on the
+    event loop, where the application may change the objects it emitted."""
+    text, buffers = serialized(packet)
+    first = packet.data[0] if packet.data else ""
+    rooms = sorted(packet.rooms)
+    return {
+        "namespace": packet.namespace,
+        "event": first if isinstance(first, str) else "",
+        "payload": text,
+        "attachments": pack_buffers(buffers),
+        "rooms": rooms,
+        "except_rooms": sorted(packet.except_rooms),
+        "room_names": "\n".join(rooms),
+        "exclude_sid": packet.exclude_sid or "",
+    }
+
+
+def _packet_record(
+    namespace: str,
+    payload: str,
+    attachments: bytes | memoryview,
+    rooms: list[str],
+    except_rooms: list[str],
+    exclude_sid: str,
+) -> PacketRecord:
+    # PostgreSQL gives binary columns as memoryview, SQLite as bytes.
+    return PacketRecord(
+        namespace=namespace,
+        data=load_data(payload, unpack_buffers(bytes(attachments))),
+        rooms=frozenset(rooms),
+        except_rooms=frozenset(except_rooms),
+        exclude_sid=exclude_sid or None,
+    )
+
+
+def _session_record(row: RecoverySession) -> SessionRecord:
+    return SessionRecord(
+        pid=row.pid,
+        sid=row.sid,
+        namespace=row.namespace,
+        rooms=frozenset(row.rooms),
+        data=row.data,
+        user_id=row.user_id,
+        position=row.position,
+    )
+
+
+def _table_locked(error: DatabaseError) -> bool:
+    """Whether SQLite refused a table that another connection of its shared cache locks.
+
+    The shared cache (Django's in-memory test databases) answers SQLITE_LOCKED at once
+    instead of waiting for the busy timeout as a database file does (SQLITE_BUSY).
+    """
+    code = getattr(error.__cause__, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == 6  # SQLITE_LOCKED and its extended codes
+
+
+def _json_copy(data: dict[str, Any]) -> dict[str, Any] | None:
+    """A copy of ``socket.data`` as JSON gives it back; None when it is not JSON."""
+    try:
+        copy: dict[str, Any] = json.loads(json.dumps(data, allow_nan=False))
+    except (TypeError, ValueError):
+        return None
+    return copy
+
+
+class DatabaseStore(RecoveryStore):
+    """The packet log and sessions in the database ``using`` (an alias of ``DATABASES``).
+
+    Offsets are the packets' ids. There is no length cap: packets go by age, ``purge_batch``
+    rows per DELETE.
+    """
+
+    def __init__(self, *, using: str = "default", purge_batch: int = 1000, **options: Any) -> None:
+        super().__init__(**options)
+        if using not in connections:
+            raise ValueError(f"no database {using!r} in DATABASES")
+        if purge_batch < 1:
+            raise ValueError(f"purge_batch must be at least 1, not {purge_batch!r}")
+        self.using = using
+        self.purge_batch = purge_batch
+        self._executor: ThreadPoolExecutor | None = None
+
+    # -- the store's thread ---------------------------------------------------------------
+
+    async def _run(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` in the store's thread (made again after :meth:`close`)."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="channels-sio-recovery")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._guarded, function, *args)
+
+    def _guarded(self, function: Callable[..., T], *args: Any) -> T:
+        # Only SQLITE_LOCKED is tried again: the statement refused had no effect, and the
+        # transaction it was in (if any) was rolled back, so the whole call can run again.
+        deadline = time.monotonic() + _LOCK_WAIT
+        while True:
+            try:
+                return function(*args)
+            except DatabaseError as exc:
+                if _table_locked(exc) and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                    continue
+                # The connection may be what failed (a restarted server, a killed backend):
+                # drop it, so that the next call connects again instead of failing alike.
+                with contextlib.suppress(DatabaseError):
+                    connections[self.using].close()
+                raise
+
+    def _disconnect(self) -> None:
+        connections[self.using].close()
+
+    async def close(self) -> None:
+        """Finish the writes in flight, then close the store thread's connection and end the
+        thread; a later call starts them again."""
+        await super().close()
+        # Calls made from now on go to a new thread; the old one's queue ends with the close.
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
+        finally:
+            executor.shutdown(wait=False)
+
+    # -- the packet log -------------------------------------------------------------------
+
+    async def append(self, packets: Sequence[PacketRecord]) -> list[str]:
+        return await self._run(self._append, [_packet_fields(packet) for packet in packets])
+
+    def _append(self, packets: list[dict[str, Any]]) -> list[str]:
+        now = timezone.now()
+        rows = [RecoveryPacket(**fields, created=now) for fields in packets]
+        if connections[self.using].features.can_return_rows_from_bulk_insert:
+            RecoveryPacket.objects.using(self.using).bulk_create(rows)
+        else:
+            # A multi-row INSERT does not give its ids here (MySQL, MariaDB < 10.5, Oracle):
+            # one INSERT each, still one transaction.
+            with transaction.atomic(using=self.using):
+                for row in rows:
+                    row.save(using=self.using, force_insert=True)
+        return [str(row.pk) for row in rows]
+
+    async def end(self) -> str:
+        return await self._run(self._end)
+
+    def _end(self) -> str:
+        last = RecoveryPacket.objects.using(self.using).aggregate(last=Max("id"))["last"]
+        return str(last or 0)
+
+    async def read_after(
+        self, namespaces: Sequence[str], after: str
+    ) -> list[tuple[str, PacketRecord]] | None:
+        start = _parse_offset(after)
+        if start is None:
+            return None
+        return await self._run(self._read_after, list(namespaces), start)
+
+    def _read_after(
+        self, namespaces: list[str], start: int
+    ) -> list[tuple[str, PacketRecord]] | None:
+        # One more than the limit: whether there are too many is known without counting.
+        rows = list(
+            RecoveryPacket.objects.using(self.using)
+            .filter(namespace__in=namespaces, id__gt=start)
+            .order_by("id")
+            .values_list(*_PACKET_COLUMNS)[: self.replay_limit + 1]
+        )
+        if len(rows) > self.replay_limit:
+            return None
+        return [(str(row[0]), _packet_record(*row[1:])) for row in rows]
+
+    # -- sessions -------------------------------------------------------------------------
+
+    async def save_sessions(self, sessions: Sequence[SessionRecord]) -> None:
+        rows = []
+        # One row per pid: an upsert may not touch a row twice (PostgreSQL refuses it).
+        for session in {session.pid: session for session in sessions}.values():
+            # Copied here, on the event loop: the application may still change socket.data.
+            data = _json_copy(session.data)
+            if data is None:
+                # Left out rather than failing the whole batch: that socket starts afresh.
+                logger.warning("session %s not kept: socket.data is not JSON", session.pid)
+                continue
+            rows.append(
+                {
+                    "pid": session.pid,
+                    "sid": session.sid,
+                    "namespace": session.namespace,
+                    "rooms": sorted(session.rooms),
+                    "data": data,
+                    "user_id": session.user_id,
+                    "position": session.position,
+                }
+            )
+        if rows:
+            await self._run(self._save_sessions, rows)
+
+    def _save_sessions(self, sessions: list[dict[str, Any]]) -> None:
+        now = timezone.now()
+        expires = now + timedelta(milliseconds=self.max_disconnection_duration)
+        rows = [
+            RecoverySession(**fields, disconnected_at=now, expires_at=expires)
+            for fields in sessions
+        ]
+        unplaced = [row for row in rows if row.position is None]
+        if unplaced:
+            end = self._end()
+            for row in unplaced:
+                row.position = end
+        RecoverySession.objects.using(self.using).bulk_create(
+            rows, update_conflicts=True, unique_fields=["pid"], update_fields=_SESSION_UPDATES
+        )
+
+    async def take_session(self, pid: str) -> SessionRecord | None:
+        if len(pid) > _PID_LENGTH or "\x00" in pid:
+            # Never kept (pids are made here), and PostgreSQL refuses NUL: a client's pid is
+            # not a reason to fail a query and drop the connection.
+            return None
+        return await self._run(self._take_session, pid)
+
+    def _take_session(self, pid: str) -> SessionRecord | None:
+        sessions = RecoverySession.objects.using(self.using)
+        connection = connections[self.using]
+        if connection.vendor == "postgresql" or (
+            connection.vendor == "sqlite" and sqlite3.sqlite_version_info >= (3, 35)
+        ):
+            # One statement, one round trip: the session is this caller's only if its DELETE
+            # returned it (a restore costs a round trip for the session, one for the packets).
+            quote = connection.ops.quote_name
+            table = quote(RecoverySession._meta.db_table)
+            column = quote("pid")  # the model's own column name
+            taken = list(
+                sessions.raw(f"DELETE FROM {table} WHERE {column} = %s RETURNING *", [pid])
+            )
+            if not taken or taken[0].expires_at <= timezone.now():
+                return None
+            return _session_record(taken[0])
+        row = sessions.filter(pid=pid).first()
+        if row is None:
+            return None
+        # Several processes may have read the row: it is theirs only if their delete removed it.
+        deleted, _ = sessions.filter(pk=row.pk).delete()
+        if not deleted or row.expires_at <= timezone.now():
+            return None
+        return _session_record(row)
+
+    # -- purging --------------------------------------------------------------------------
+
+    async def purge(self) -> int:
+        now = timezone.now()
+        horizon = now - timedelta(milliseconds=self.max_disconnection_duration)
+        expired = RecoverySession.objects.using(self.using).filter(expires_at__lte=now)
+        old = RecoveryPacket.objects.using(self.using).filter(created__lt=horizon)
+        removed = 0
+        for rows in (expired, old):
+            # A call per batch: the store's writes run between them, not after the whole purge.
+            while True:
+                found, deleted = await self._run(self._purge_batch, rows)
+                removed += deleted
+                if found < self.purge_batch:
+                    break
+        return removed
+
+    def _purge_batch(self, rows: QuerySet[Any]) -> tuple[int, int]:
+        # The keys first, then a DELETE of those: a bounded DELETE on every database (MySQL
+        # has no LIMIT in a subquery).
+        keys = list(rows.values_list("pk", flat=True)[: self.purge_batch])
+        if not keys:
+            return 0, 0
+        deleted, _ = rows.model.objects.using(self.using).filter(pk__in=keys).delete()
+        return len(keys), deleted
+
+    # -- browsing -------------------------------------------------------------------------
+
+    async def browse_packets(
+        self, *, namespace: str | None = None, limit: int = 100
+    ) -> list[LoggedPacket]:
+        return await self._run(self._browse_packets, namespace, limit)
+
+    def _browse_packets(self, namespace: str | None, limit: int) -> list[LoggedPacket]:
+        rows = RecoveryPacket.objects.using(self.using).order_by("-id")
+        if namespace is not None:
+            rows = rows.filter(namespace=namespace)
+        return [
+            LoggedPacket(str(row[0]), _packet_record(*row[1:-1]), row[-1].timestamp())
+            for row in rows.values_list(*_PACKET_COLUMNS, "created")[:limit]
+        ]
+
+    async def browse_sessions(
+        self, *, namespace: str | None = None, search: str | None = None, limit: int = 100
+    ) -> list[KeptSession]:
+        return await self._run(self._browse_sessions, namespace, search, limit)
+
+    def _browse_sessions(
+        self, namespace: str | None, search: str | None, limit: int
+    ) -> list[KeptSession]:
+        rows = RecoverySession.objects.using(self.using).filter(expires_at__gt=timezone.now())
+        if namespace is not None:
+            rows = rows.filter(namespace=namespace)
+        if search:
+            rows = rows.filter(Q(pid__startswith=search) | Q(sid__startswith=search))
+        return [
+            KeptSession(_session_record(row), row.expires_at.timestamp())
+            for row in rows.order_by("-expires_at")[:limit]
+        ]

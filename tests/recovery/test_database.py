@@ -1,0 +1,394 @@
+"""What the contract suite cannot see of the database store: where its ORM calls run, its one
+connection, recovery from a killed connection, purging in batches, the path for databases
+whose multi-row INSERT gives no ids; and the ``purge_recovery`` command, for any store."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import timedelta
+from io import StringIO
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from django.db import DatabaseError, connections
+from django.db.backends.signals import connection_created
+from django.db.backends.utils import CursorWrapper
+from django.test import override_settings
+from django.utils import timezone
+
+from channels_sio import conf
+from channels_sio.models import RecoveryPacket, RecoverySession
+from channels_sio.recovery import PacketRecord
+from channels_sio.recovery.database import DatabaseStore
+from channels_sio.socketio.adapter import SessionRecord
+from tests.support.ci import require
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+
+def packet(n: int = 0, namespace: str = "/chat", **fields: Any) -> PacketRecord:
+    return PacketRecord(namespace=namespace, data=["tick", n], **fields)
+
+
+def session(pid: str = "pid-1", **fields: Any) -> SessionRecord:
+    values: dict[str, Any] = {
+        "pid": pid,
+        "sid": f"sid-{pid}",
+        "namespace": "/chat",
+        "rooms": frozenset({f"sid-{pid}"}),
+        "data": {"name": "ann"},
+        "position": "0",
+        **fields,
+    }
+    return SessionRecord(**values)
+
+
+def require_postgres() -> None:
+    require("postgres" in settings.DATABASES, "PostgreSQL (CSIO_POSTGRES_URL)")
+
+
+@pytest.fixture(params=["default", "postgres"], ids=["sqlite", "postgres"])
+def using(request: pytest.FixtureRequest) -> str:
+    """The alias of the database under test."""
+    alias: str = request.param
+    if alias == "postgres":
+        require_postgres()
+    return alias
+
+
+StoreFactory = Callable[..., DatabaseStore]
+
+
+async def stores(using: str) -> AsyncIterator[StoreFactory]:
+    made: list[DatabaseStore] = []
+
+    def make(**options: Any) -> DatabaseStore:
+        store = DatabaseStore(using=using, **options)
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        await store.close()
+
+
+@pytest.fixture
+async def make_store(using: str) -> AsyncIterator[StoreFactory]:
+    """Makes database stores on ``using``, closed after the test."""
+    async for make in stores(using):
+        yield make
+
+
+@pytest.fixture
+async def make_postgres_store() -> AsyncIterator[StoreFactory]:
+    """Makes database stores on PostgreSQL, closed after the test."""
+    require_postgres()
+    async for make in stores("postgres"):
+        yield make
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
+    """Every SQL statement run while the test runs, with the thread that ran it."""
+    ran: list[tuple[int, str]] = []
+    execute, executemany = CursorWrapper.execute, CursorWrapper.executemany
+
+    def spy_execute(self: CursorWrapper, sql: str, params: Any = None) -> Any:
+        ran.append((threading.get_ident(), sql))
+        return execute(self, sql, params)
+
+    def spy_executemany(self: CursorWrapper, sql: str, param_list: Any) -> Any:
+        ran.append((threading.get_ident(), sql))
+        return executemany(self, sql, param_list)
+
+    monkeypatch.setattr(CursorWrapper, "execute", spy_execute)
+    monkeypatch.setattr(CursorWrapper, "executemany", spy_executemany)
+    return ran
+
+
+@pytest.fixture
+def connects() -> Iterator[list[str]]:
+    """The aliases of the database connections opened while the test runs."""
+    opened: list[str] = []
+
+    def opening(sender: Any, connection: Any, **kwargs: Any) -> None:
+        opened.append(connection.alias)
+
+    connection_created.connect(opening)
+    yield opened
+    connection_created.disconnect(opening)
+
+
+async def use_every_call(store: DatabaseStore) -> None:
+    [start] = await store.append([packet(0)])
+    await store.record(packet(1))
+    assert await store.read_after(["/chat"], start) is not None
+    await store.save_sessions([session(position=None)])
+    assert await store.take_session("pid-1") is not None
+    await store.purge()
+    await store.browse_packets()
+    await store.browse_sessions(search="sid")
+
+
+async def test_orm_calls_run_in_one_thread_off_the_event_loop(
+    make_store: StoreFactory,
+    statements: list[tuple[int, str]],
+    connects: list[str],
+    using: str,
+) -> None:
+    store = make_store()
+    await use_every_call(store)
+    threads = {thread for thread, _ in statements}
+    assert len(threads) == 1, "every call in the store's own thread"
+    assert threading.get_ident() not in threads, "no ORM call on the event loop's thread"
+    if using == "postgres":  # SQLite's in-memory test database shares one connection
+        assert connects == [using], "one connection kept from call to call"
+
+
+async def test_a_closed_store_leaves_no_connection_and_opens_again(
+    make_postgres_store: StoreFactory,
+) -> None:
+    store = make_postgres_store()
+    await use_every_call(store)
+    assert await asyncio.to_thread(backends) == 1
+    await store.close()
+    assert await asyncio.to_thread(backends) == 0
+    await use_every_call(store)
+    assert await asyncio.to_thread(backends) == 1
+
+
+def on_postgres(query: str) -> list[tuple[Any, ...]]:
+    """``query`` on the test database, on a connection of its own, closed after."""
+    with connections["postgres"].cursor() as cursor:
+        try:
+            cursor.execute(query)
+            return list(cursor.fetchall())
+        finally:
+            connections["postgres"].close()
+
+
+def backends() -> int:
+    """Other connections to the PostgreSQL test database than the one asking."""
+    rows = on_postgres(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    return int(rows[0][0])
+
+
+def kill_backends() -> None:
+    on_postgres(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+
+
+async def test_a_killed_connection_fails_one_call_and_the_next_reconnects(
+    make_postgres_store: StoreFactory,
+) -> None:
+    store = make_postgres_store()
+    [start] = await store.append([packet(0)])
+    await asyncio.to_thread(kill_backends)
+    with pytest.raises(DatabaseError):
+        await store.append([packet(1)])
+    [later] = await store.append([packet(2)])
+    assert await store.read_after(["/chat"], start) == [(later, packet(2))]
+
+
+async def test_purge_deletes_in_bounded_batches(
+    make_store: StoreFactory, statements: list[tuple[int, str]]
+) -> None:
+    store = make_store(purge_batch=3, max_disconnection_duration=200)
+    await store.append([packet(n) for n in range(10)])
+    await store.save_sessions([session(f"pid-{n}") for n in range(4)])
+    await asyncio.sleep(0.3)
+    [young] = await store.append([packet(10)])
+    await store.save_sessions([session("pid-young")])
+    statements.clear()
+    assert await store.purge() == 14
+    deletes = [sql for _, sql in statements if sql.lstrip().upper().startswith("DELETE")]
+    assert len(deletes) == 2 + 4  # sessions 3 + 1, packets 3 + 3 + 3 + 1
+    assert all("IN (" in sql.upper() for sql in deletes), "each by its list of keys"
+    assert await store.read_after(["/chat"], "0") == [(young, packet(10))]
+    assert await store.take_session("pid-young") is not None
+    assert await store.purge() == 0
+
+
+async def test_append_without_ids_from_a_multi_row_insert(
+    make_store: StoreFactory,
+    statements: list[tuple[int, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    using: str,
+) -> None:
+    # As on MySQL: the store's thread makes its own connection, so the class is patched.
+    features = type(connections[using].features)
+    monkeypatch.setattr(features, "can_return_rows_from_bulk_insert", False)
+    store = make_store()
+    [start] = await store.append([packet(0)])
+    statements.clear()
+    records = [packet(n, rooms=frozenset({f"room-{n}"})) for n in range(1, 6)]
+    offsets = await store.append(records)
+    inserts = [sql for _, sql in statements if sql.lstrip().upper().startswith("INSERT")]
+    assert len(inserts) == 5
+    assert [int(o) for o in offsets] == sorted(int(o) for o in offsets)
+    assert await store.read_after(["/chat"], start) == list(zip(offsets, records, strict=True))
+
+    # One transaction: a failure part way leaves none of the batch.
+    save = RecoveryPacket.save
+    saved: list[int] = []
+
+    def failing_third(self: RecoveryPacket, *args: Any, **kwargs: Any) -> None:
+        saved.append(1)
+        if len(saved) == 3:
+            raise DatabaseError("the third insert fails")
+        save(self, *args, **kwargs)
+
+    monkeypatch.setattr(RecoveryPacket, "save", failing_third)
+    with pytest.raises(DatabaseError):
+        await store.append([packet(n) for n in range(6, 10)])
+    assert await store.read_after(["/chat"], offsets[-1]) == []
+
+
+@pytest.mark.parametrize("offset", [str(2**63), "9" * 40, "²", "١٢"])
+async def test_offsets_no_id_can_have_read_as_none(make_store: StoreFactory, offset: str) -> None:
+    store = make_store()
+    await store.append([packet(0)])
+    assert await store.read_after(["/chat"], offset) is None
+
+
+@pytest.mark.parametrize("pid", ["nul\x00pid", "x" * 256])
+async def test_a_pid_no_session_can_have_is_unknown(make_store: StoreFactory, pid: str) -> None:
+    store = make_store()
+    assert await store.take_session(pid) is None
+    await store.save_sessions([session()])
+    assert await store.take_session("pid-1") is not None  # the connection was kept
+
+
+async def test_leading_zeros_are_still_an_offset(make_store: StoreFactory) -> None:
+    store = make_store()
+    [first, second] = await store.append([packet(0), packet(1)])
+    assert await store.read_after(["/chat"], first.zfill(6)) == [(second, packet(1))]
+
+
+async def test_a_session_whose_data_is_not_json_is_left_out(
+    make_store: StoreFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = make_store()
+    await store.save_sessions(
+        [session("pid-ok"), session("pid-bytes", data={"raw": b"\x00"}), session("pid-nan")]
+    )
+    await store.save_sessions([session("pid-nan", data={"x": float("nan")})])
+    assert await store.take_session("pid-ok") is not None
+    assert await store.take_session("pid-bytes") is None
+    # The save with NaN was left out: the one before it stays.
+    assert await store.take_session("pid-nan") == session("pid-nan")
+    assert "pid-bytes" in caplog.text
+    assert "pid-nan" in caplog.text
+
+
+async def test_what_is_kept_is_what_was_given(make_store: StoreFactory) -> None:
+    # The application may change its objects while the store's thread writes them.
+    store = make_store()
+    data = {"n": 1}
+    arguments = ["tick", {"n": 1}]
+    saving = asyncio.ensure_future(store.save_sessions([session(data=data)]))
+    appending = asyncio.ensure_future(store.append([PacketRecord("/chat", arguments)]))
+    await asyncio.sleep(0)  # both have reached the thread
+    data["n"] = arguments[1]["n"] = 2  # type: ignore[index]
+    await saving
+    [offset] = await appending
+    taken = await store.take_session("pid-1")
+    assert taken is not None
+    assert taken.data == {"n": 1}
+    [logged] = await store.browse_packets()
+    assert (logged.offset, logged.packet.data) == (offset, ["tick", {"n": 1}])
+
+
+async def test_a_session_saved_twice_in_one_batch_keeps_the_last(
+    make_store: StoreFactory,
+) -> None:
+    store = make_store()
+    await store.save_sessions([session(data={"n": 1}), session(data={"n": 2})])
+    taken = await store.take_session("pid-1")
+    assert taken is not None
+    assert taken.data == {"n": 2}
+
+
+async def test_saving_again_replaces_the_session(make_store: StoreFactory) -> None:
+    store = make_store()
+    await store.save_sessions([session(data={"n": 1})])
+    await store.save_sessions([session(data={"n": 2}, rooms=frozenset({"x"}))])
+    taken = await store.take_session("pid-1")
+    assert taken is not None
+    assert (taken.data, taken.rooms) == ({"n": 2}, frozenset({"x"}))
+
+
+async def test_rows_carry_what_the_admin_lists_and_searches(
+    make_store: StoreFactory, using: str
+) -> None:
+    store = make_store()
+    sent = PacketRecord("/chat", ["message", b"\x01\x02"], frozenset({"b", "a"}), exclude_sid="s")
+    [offset] = await store.append([sent])
+
+    def row() -> RecoveryPacket:
+        try:
+            return RecoveryPacket.objects.using(using).get(pk=int(offset))
+        finally:
+            connections[using].close()
+
+    found = await asyncio.to_thread(row)
+    assert (found.event, found.rooms, found.room_names) == ("message", ["a", "b"], "a\nb")
+    assert found.exclude_sid == "s"
+    assert found.payload == '["message",{"_placeholder":true,"num":0}]'
+
+
+def test_store_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="purge_batch"):
+        DatabaseStore(purge_batch=0)
+    with pytest.raises(ValueError, match="no database 'nowhere'"):
+        DatabaseStore(using="nowhere")
+
+
+# -- manage.py purge_recovery ---------------------------------------------------------------
+
+
+def test_purge_command_refuses_when_recovery_is_off() -> None:
+    with override_settings(CHANNELS_SIO={}), pytest.raises(CommandError, match="recovery is off"):
+        call_command("purge_recovery")
+
+
+def test_purge_command_purges_the_database_store() -> None:
+    now = timezone.now()
+    old = now - timedelta(minutes=5)
+    for created in (old, old, old, now):
+        RecoveryPacket.objects.create(namespace="/chat", payload="[]", created=created)
+    for pid, expires in (("gone", now - timedelta(seconds=1)), ("kept", now + timedelta(days=1))):
+        RecoverySession.objects.create(
+            pid=pid, sid=pid, namespace="/", disconnected_at=old, expires_at=expires
+        )
+    recovery = {"store": "database", "max_disconnection_duration": 60_000}
+    out = StringIO()
+    with override_settings(CHANNELS_SIO={"connection_state_recovery": recovery}):
+        call_command("purge_recovery", stdout=out)
+    assert "Purged 4 " in out.getvalue()
+    assert "DatabaseStore" in out.getvalue()
+    assert RecoveryPacket.objects.count() == 1
+    assert list(RecoverySession.objects.values_list("pid", flat=True)) == ["kept"]
+
+
+def test_purge_command_purges_any_store() -> None:
+    recovery = {"store": "memory", "max_disconnection_duration": 100}
+    out, err = StringIO(), StringIO()
+    with override_settings(CHANNELS_SIO={"connection_state_recovery": recovery}):
+        store = conf.recovery().store  # type: ignore[union-attr]
+        async_to_sync(store.append)([packet(0)])
+        async_to_sync(asyncio.sleep)(0.15)
+        call_command("purge_recovery", stdout=out, stderr=err)
+    assert "Purged 1 " in out.getvalue()
+    assert "MemoryStore" in out.getvalue()
+    assert "memory" in err.getvalue()  # says that a server's memory is out of its reach

@@ -1,0 +1,198 @@
+"""Recovery across processes with the persistent stores: a client drops on one node and comes
+back on another (uvicorn and daphne on channels-redis), or comes back after the only worker was
+restarted (SIGTERM: its sessions close with "server shutting down"). The Redis store on the real
+Redis, the database store on a PostgreSQL database of its own."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.cluster.conftest import Cluster
+from tests.support.ci import require
+from tests.support.driver import Driver
+from tests.support.servers import EXAMPLE_DIR, ServerProcess
+from tests.support.services import postgres_database, postgres_reachable
+
+pytestmark = [pytest.mark.node, pytest.mark.redis, pytest.mark.slow]
+
+NSP = "/recovery"
+SETTINGS = "tests.recovery.settings_recovery_cluster"
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    """``manage.py`` of the example project with ``SETTINGS`` and ``env``."""
+    full = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    full.update(env, DJANGO_SETTINGS_MODULE=SETTINGS)
+    full["PYTHONPATH"] = os.pathsep.join(
+        [str(EXAMPLE_DIR), str(EXAMPLE_DIR.parent), full.get("PYTHONPATH", "")]
+    )
+    proc = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=EXAMPLE_DIR,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, f"manage.py {args} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+@contextlib.contextmanager
+def shared_env(store: str, redis_url: str, recovery_redis_url: str) -> Iterator[dict[str, str]]:
+    """What the server processes of one test share: the channel layer and the store."""
+    env = {"REDIS_URL": redis_url, "CSIO_LAYER_PREFIX": f"csio{secrets.token_hex(4)}"}
+    if store == "redis":
+        options = {"url": recovery_redis_url, "prefix": f"csio-e2e-{secrets.token_hex(4)}"}
+        yield {**env, "CSIO_RECOVERY_STORE": "redis", "CSIO_RECOVERY_OPTIONS": json.dumps(options)}
+        return
+    require(postgres_reachable(), "PostgreSQL (CSIO_POSTGRES_URL)")
+    with postgres_database("e2e") as url:
+        env = {**env, "CSIO_RECOVERY_STORE": "database", "DATABASE_URL": url}
+        manage(env, "migrate", "--noinput")
+        yield env
+
+
+@pytest.fixture(params=["redis", "database-postgres"])
+def store_env(
+    request: pytest.FixtureRequest, redis_url: str, recovery_redis_url: str
+) -> Iterator[dict[str, str]]:
+    """Each persistent store, shared by the test's server processes."""
+    with shared_env(request.param, redis_url, recovery_redis_url) as env:
+        yield env
+
+
+@pytest.fixture
+def database_env(redis_url: str, recovery_redis_url: str) -> Iterator[dict[str, str]]:
+    """The database store on PostgreSQL, where the Django users are too."""
+    with shared_env("database-postgres", redis_url, recovery_redis_url) as env:
+        yield env
+
+
+@contextlib.contextmanager
+def servers(env: dict[str, str], kinds: tuple[str, ...]) -> Iterator[Cluster]:
+    cluster = Cluster(env["REDIS_URL"], SETTINGS, kinds, env)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+    for server in cluster.servers:
+        log = server.log()
+        assert "Traceback" not in log, f"{server.kind} logged an error:\n{log}"
+
+
+def open_on(driver: Driver, server: ServerProcess, name: str, **fields: Any) -> Any:
+    return driver("open", name=name, url=server.url, nsp=NSP, transports="websocket", **fields)
+
+
+def cast(driver: Driver, via: str, **spec: Any) -> None:
+    assert driver("call", name=via, event="cast", args=[spec]) is True
+
+
+def missed_after_flush(driver: Driver, name: str, via: str) -> list[Any]:
+    """The "m" events ``name`` got, once a "flush" sent after them arrived."""
+    cast(driver, via, event="flush")
+    driver("wait", name=name, event="flush")
+    return [event[1] for event in driver("events", name=name) if event[0] == "m"]
+
+
+def test_a_client_dropped_on_one_node_recovers_on_the_other(
+    store_env: dict[str, str], driver: Driver
+) -> None:
+    with servers(store_env, ("uvicorn", "daphne")) as cluster:
+        a = open_on(driver, cluster[0], "A", auth={"rooms": ["red"], "name": "ann"})
+        open_on(driver, cluster[1], "B")
+        open_on(driver, cluster[0], "C", auth={"rooms": ["red"]})
+        cast(driver, "B", event="m", args=[0])
+        driver("wait", name="A", event="m")
+        driver("drop", name="A")
+        cast(driver, "B", event="m", args=[1])  # from the other node, to everyone
+        cast(driver, "C", event="m", args=[2], to=["red"])  # from A's node, to its room
+        cast(driver, "B", event="m", args=[3], to=[a["id"]])  # to its own id
+        cast(driver, "B", event="m", args=[4], to=["blue"])  # not for A
+        assert driver("call", name="C", event="django-emit", args=[{"event": "m", "args": [5]}])
+        back = driver("reconnect", name="A", url=cluster[1].url, clear=True)
+        assert back["recovered"] is True
+        assert back["id"] == a["id"]
+        assert missed_after_flush(driver, "A", "B") == [1, 2, 3, 5]
+        # Its rooms are its own on the new node: a broadcast to "red" from the old one.
+        cast(driver, "C", event="m", args=[6], to=["red"])
+        assert [e[1] for e in driver("wait", name="A", event="m", count=5)][-1] == 6
+        info = driver("call", name="A", event="info")
+        assert info == {"id": a["id"], "recovered": True, "rooms": ["red"], "data": {"name": "ann"}}
+
+
+@pytest.mark.parametrize("kind", ["uvicorn", "daphne"])
+def test_a_client_recovers_after_its_worker_restarted(
+    store_env: dict[str, str], driver: Driver, kind: str
+) -> None:
+    with servers(store_env, (kind,)) as first:
+        a = open_on(driver, first[0], "A", auth={"rooms": ["red"]})
+        open_on(driver, first[0], "B")
+        cast(driver, "B", event="m", args=[0])
+        driver("wait", name="A", event="m")
+    # SIGTERM: the worker closed every session with "server shutting down", and kept them.
+    for name in ("A", "B"):
+        assert driver("disconnected", name=name) == "transport close"
+    with servers(store_env, (kind,)) as second:
+        open_on(driver, second[0], "D")
+        cast(driver, "D", event="m", args=[1], to=["red"])
+        cast(driver, "D", event="m", args=[2])
+        back = driver("reconnect", name="A", url=second[0].url, clear=True)
+        assert back["recovered"] is True
+        assert back["id"] == a["id"]
+        assert missed_after_flush(driver, "A", "D") == [1, 2]
+        assert driver("call", name="A", event="info")["rooms"] == ["red"]
+
+
+def test_a_session_is_restored_for_its_own_user_only(
+    database_env: dict[str, str], driver: Driver
+) -> None:
+    store_env = database_env
+    script = (
+        "from django.contrib.auth.models import User\n"
+        "from django.contrib.sessions.backends.db import SessionStore\n"
+        "for name in ('ann', 'bob'):\n"
+        "    user = User.objects.create_user(name)\n"
+        "    session = SessionStore()\n"
+        "    session['_auth_user_id'] = str(user.pk)\n"
+        "    session['_auth_user_backend'] = 'django.contrib.auth.backends.ModelBackend'\n"
+        "    session['_auth_user_hash'] = user.get_session_auth_hash()\n"
+        "    session.create()\n"
+        "    print(name, session.session_key)\n"
+    )
+    printed = manage(store_env, "shell", "-c", script).split()
+    keys = {name: printed[printed.index(name) + 1] for name in ("ann", "bob")}
+    cookie = {name: {"cookie": f"sessionid={key}"} for name, key in keys.items()}
+    with servers(store_env, ("uvicorn",)) as cluster:
+        a = open_on(driver, cluster[0], "A", headers=cookie["ann"])
+        driver("drop", name="A")
+        as_bob = driver("reconnect", name="A", headers=cookie["bob"])
+        assert as_bob["recovered"] is False
+        assert as_bob["id"] != a["id"]
+        driver("drop", name="A")
+        as_anonymous = driver("reconnect", name="A", headers={})
+        assert as_anonymous["recovered"] is False
+        # The session of ann's socket was kept for her: her pid, with her cookie.
+        driver("close", name="A")
+        driver(
+            "open",
+            name="A2",
+            url=cluster[0].url,
+            nsp=NSP,
+            transports="websocket",
+            headers=cookie["ann"],
+            auth={"pid": a["pid"]},
+        )
+        assert driver("call", name="A2", event="info")["id"] == a["id"]

@@ -3,8 +3,9 @@
     python bench/plot.py [RESULTS.json] [--out PNG]
 
 RESULTS.json defaults to the newest bench/results/bench-*.json; the PNG to the same name with
-.png. Bars are the medians over the rounds, whiskers the min-max. Needs matplotlib (not a
-dependency of the project or its tests: ``pip install matplotlib``).
+.png. Bars are the medians over the rounds, whiskers the min-max; servers with connection
+state recovery on are hatched. Needs matplotlib (not a dependency of the project or its tests:
+``pip install matplotlib``).
 """
 
 from __future__ import annotations
@@ -36,9 +37,15 @@ def _bars(ax: Any, names: list[str], spreads: list[dict[str, float] | None], tit
     medians = [s["median"] if s else 0.0 for s in spreads]
     low = [s["median"] - s["min"] if s else 0.0 for s in spreads]
     high = [s["max"] - s["median"] if s else 0.0 for s in spreads]
-    colors = [COLORS.get(name.split("@")[0], "#a0aec0") for name in names]
+    # A server with connection state recovery on ("channels_sio+redis@uvicorn"): its family's
+    # colour, hatched.
+    apps = [name.split("@")[0] for name in names]
+    colors = [COLORS.get(app.split("+")[0], "#a0aec0") for app in apps]
     positions = range(len(names))
-    ax.bar(positions, medians, yerr=[low, high], color=colors, capsize=3)
+    bars = ax.bar(positions, medians, yerr=[low, high], color=colors, capsize=3)
+    for bar, app in zip(bars, apps, strict=True):
+        if "+" in app:
+            bar.set_hatch("//")
     ax.set_xticks(list(positions))
     if len(names) <= 5:
         ax.set_xticklabels([name.replace("@", "\n") for name in names], fontsize=7)

@@ -77,7 +77,10 @@ def _where(frame: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--app", choices=list(APPS), default="channels_sio")
+    # Apps that need no service set up by the run (bench/run.py creates the database store's
+    # database and flushes the Redis store's).
+    alone = [name for name, app in APPS.items() if app.store not in ("database", "redis")]
+    parser.add_argument("--app", choices=alone, default="channels_sio")
     parser.add_argument("--asgi", choices=ASGI_SERVERS, default="uvicorn")
     # One server process: the multi-process cluster scenario is not profiled here.
     single = [scenario for scenario in SCENARIOS if scenario != "cluster"]

@@ -1,6 +1,7 @@
 """Benchmarks side by side: channels_sio against python-socketio on the same ASGI servers.
 
     python bench/run.py [--rounds 3] [--quick] [--scenarios echo polling fanout connect cluster]
+    python bench/run.py --scenarios recovery-echo recovery-fanout
 
 One run alternates the servers A B A B over the rounds: channels_sio (the example project with
 ``example_project.settings_bench``) and python-socketio's ASGI app with the same handlers
@@ -17,6 +18,16 @@ The cluster scenario runs ``cluster.workers`` uvicorn processes of each app on R
 (``settings_bench_redis``; ``bench/servers/pysio_redis_app.py``), all pinned to core 0, in a
 Redis database of the benchmark's own (``--redis-url``), flushed before every measurement; the
 server's CPU is summed over the processes, and Redis's command counts are read around the window.
+
+The recovery scenarios (asked for with --scenarios: recovery-echo, an echo the server sends back
+with ``socket.emit``, and recovery-fanout) run channels_sio with connection state recovery off
+and on with each store (``channels_sio+memory``, ``+database``, ``+redis``: settings_bench's
+RECOVERY_STORE), python-socketio, and Node's socket.io without and with
+connectionStateRecovery (``socket.io+recovery``). The database store records in a PostgreSQL
+database the run creates, migrates and drops (``--postgres-url``; or ``--recovery-database
+sqlite``), the Redis store in the benchmark's Redis database. They add a table: each store's CPU
+per unit over recovery off (RECOVERY_COST_TARGETS) and its margin over python-socketio.
+bench/restore.py measures one client's restore per store.
 
 It prints a table per scenario (median and min-max of throughput and of the server's CPU time
 per unit over the rounds), the ratio channels_sio / python-socketio per round on the same ASGI
@@ -35,9 +46,11 @@ import http.client
 import json
 import os
 import platform
+import secrets
 import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -57,13 +70,30 @@ CLIENT_DIR = BENCH_DIR / "client"
 CLIENT_SCRIPT = CLIENT_DIR / "bench.js"
 RESULTS_DIR = BENCH_DIR / "results"
 
-SCENARIOS = ("echo", "polling", "fanout", "connect", "cluster")
+SCENARIOS = (
+    "echo",
+    "polling",
+    "fanout",
+    "connect",
+    "cluster",
+    "recovery-echo",
+    "recovery-fanout",
+)
+# Connection state recovery: the echo answered with socket.emit (recorded; an acknowledgement
+# never is) and the fan-out, each server with recovery off and on (the APPS with ``store``).
+RECOVERY_SCENARIOS = ("recovery-echo", "recovery-fanout")
+# A run without --scenarios: the recovery scenarios need PostgreSQL as well, and are asked for.
+DEFAULT_SCENARIOS = tuple(s for s in SCENARIOS if s not in RECOVERY_SCENARIOS)
+# The load generator's scenario (bench/client/bench.js), where it is not the same name.
+CLIENT_SCENARIOS = {"recovery-echo": "echo-emit", "recovery-fanout": "fanout"}
 UNITS = {
     "echo": "msg",
     "polling": "msg",
     "fanout": "delivery",
     "connect": "conn",
     "cluster": "delivery",
+    "recovery-echo": "msg",
+    "recovery-fanout": "delivery",
 }
 SERVER_CORE = 0
 CLIENT_CORE = 1
@@ -78,19 +108,52 @@ class App:
     env: tuple[tuple[str, str], ...] = ()
     socketio: bool = True  # False: the raw WebSocket echo (no Socket.IO, echo scenario only)
     node: bool = False  # True: ``target`` is a Node script, run by node rather than an ASGI server
+    # With connection state recovery on: the app without it (its "off" row) and the store.
+    # Such apps run in the recovery scenarios only.
+    recovery_of: str | None = None
+    store: str | None = None  # "memory", "database", "redis"; Node's: "memory" (its adapter)
 
 
-APPS = {
-    "channels_sio": App(
-        "channels_sio",
+CHANNELS_SIO_ENV = (
+    ("DJANGO_SETTINGS_MODULE", "example_project.settings_bench"),
+    ("DJANGO_DEBUG", "0"),
+)
+
+
+def _channels_sio(store: str | None = None) -> App:
+    """channels_sio, with recovery off or on with ``store`` (settings_bench's RECOVERY_STORE;
+    the database store's DATABASE_URL and the Redis store's REDIS_URL are the run's)."""
+    return App(
+        "channels_sio" if store is None else f"channels_sio+{store}",
         "example_project.asgi:application",
         "example_project",
         ("example_project", "."),
-        (("DJANGO_SETTINGS_MODULE", "example_project.settings_bench"), ("DJANGO_DEBUG", "0")),
-    ),
+        CHANNELS_SIO_ENV if store is None else (*CHANNELS_SIO_ENV, ("RECOVERY_STORE", store)),
+        recovery_of=None if store is None else "channels_sio",
+        store=store,
+    )
+
+
+NODE_SERVER = "bench/servers/socketio_server.js"
+APPS = {
+    "channels_sio": _channels_sio(),
+    "channels_sio+memory": _channels_sio("memory"),
+    "channels_sio+database": _channels_sio("database"),
+    "channels_sio+redis": _channels_sio("redis"),
     "python-socketio": App("python-socketio", "bench.servers.pysio_app:app", ".", (".",)),
     "raw": App("raw", "bench.servers.raw_echo:app", ".", (".",), socketio=False),
-    "socket.io": App("socket.io", "bench/servers/socketio_server.js", ".", (), node=True),
+    "socket.io": App("socket.io", NODE_SERVER, ".", (), node=True),
+    # connectionStateRecovery on, Node's in-memory adapter recording.
+    "socket.io+recovery": App(
+        "socket.io+recovery",
+        NODE_SERVER,
+        ".",
+        (),
+        (("SOCKETIO_RECOVERY", "1"),),
+        node=True,
+        recovery_of="socket.io",
+        store="memory",
+    ),
 }
 # The same apps on Redis, for the cluster scenario: REDIS_URL is given to these only.
 CLUSTER_APPS = {
@@ -117,13 +180,21 @@ ASGI_SERVERS = ("uvicorn", "daphne")
 # What runs a Node app (APPS[...].node): not an ASGI server, so --asgi does not select it.
 NODE = "node"
 # The order of one round: the pair compared on each ASGI server runs back to back (A B), then
-# the floor. Rounds repeat it: A B A B.
+# the floor. Rounds repeat it: A B A B. In the recovery scenarios, channels_sio with recovery
+# off is followed by its stores, then python-socketio.
 CONFIGS = (
     ("channels_sio", "uvicorn"),
+    ("channels_sio+memory", "uvicorn"),
+    ("channels_sio+database", "uvicorn"),
+    ("channels_sio+redis", "uvicorn"),
     ("python-socketio", "uvicorn"),
     ("channels_sio", "daphne"),
+    ("channels_sio+memory", "daphne"),
+    ("channels_sio+database", "daphne"),
+    ("channels_sio+redis", "daphne"),
     ("python-socketio", "daphne"),
     ("socket.io", NODE),
+    ("socket.io+recovery", NODE),
     ("raw", "uvicorn"),
     ("raw", "daphne"),
 )
@@ -150,6 +221,8 @@ PRESETS: dict[str, dict[str, dict[str, Param]]] = {
         },
         "fanout": {"clients": 1000, "count": 250, "warmup": 3, "window-seconds": 25},
         "connect": {"clients": 2000, "warmup": 20, "window-seconds": 25},
+        "recovery-echo": {"clients": 50, "count": 250000, "warmup": 20, "window-seconds": 25},
+        "recovery-fanout": {"clients": 1000, "count": 250, "warmup": 3, "window-seconds": 25},
         "cluster": {
             "workers": 2,
             "clients": 500,
@@ -171,6 +244,8 @@ PRESETS: dict[str, dict[str, dict[str, Param]]] = {
         "fanout": {"clients": 200, "count": 20, "warmup": 2, "window-seconds": 10},
         "connect": {"clients": 200, "warmup": 10, "window-seconds": 10},
         "cluster": {"workers": 2, "clients": 200, "count": 100, "warmup": 3, "window-seconds": 10},
+        "recovery-echo": {"clients": 50, "count": 4000, "warmup": 5, "window-seconds": 10},
+        "recovery-fanout": {"clients": 200, "count": 20, "warmup": 2, "window-seconds": 10},
     },
     "smoke": {
         "echo": {"clients": 4, "count": 100, "warmup": 2, "window-seconds": 5},
@@ -185,17 +260,27 @@ PRESETS: dict[str, dict[str, dict[str, Param]]] = {
         "fanout": {"clients": 10, "count": 5, "warmup": 1, "window-seconds": 5},
         "connect": {"clients": 10, "warmup": 2, "window-seconds": 5, "settle-ms": 200},
         "cluster": {"workers": 2, "clients": 6, "count": 5, "warmup": 1, "window-seconds": 5},
+        "recovery-echo": {"clients": 4, "count": 100, "warmup": 2, "window-seconds": 5},
+        "recovery-fanout": {"clients": 10, "count": 5, "warmup": 1, "window-seconds": 5},
     },
 }
 
 # The issue's targets: same-run ratio channels_sio / python-socketio on the same ASGI server.
+# With recovery on, every store keeps the margins of the scenario without it.
 TARGETS = {
     ("echo", "uvicorn"): 2.5,
     ("fanout", "uvicorn"): 2.5,
     ("polling", "uvicorn"): 1.5,
     ("connect", "uvicorn"): 1.3,
     ("echo", "daphne"): 1.8,
+    ("recovery-echo", "uvicorn"): 2.5,
+    ("recovery-fanout", "uvicorn"): 2.5,
+    ("recovery-echo", "daphne"): 1.8,
 }
+# What recovery may cost (issue, section 6): the CPU per unit with it on over the same server's
+# with it off, same round, at most this, per store (the record's ``recovery_store``; the
+# database store's target is PostgreSQL's). Node's socket.io has no target: it is a reference.
+RECOVERY_COST_TARGETS = {"memory": 1.15, "redis": 1.3, "postgresql": 1.5}
 TARGET_RSS_KB_PER_IDLE_CONN = 28.0
 # Scenario-specific columns of the tables: (title, key of the run record and of the summary).
 EXTRA_COLUMNS = {
@@ -290,6 +375,13 @@ def affinity() -> tuple[set[int] | None, set[int] | None, str]:
     return {server}, {client}, f"server on core {server}, client on core {client}"
 
 
+#: Variables a server gets from its app and the run only, never from this process's
+#: environment: REDIS_URL turns the example project into a cluster member; DATABASE_URL,
+#: RECOVERY_STORE and SOCKETIO_RECOVERY choose connection state recovery and its store.
+NOT_INHERITED = frozenset(
+    ("REDIS_URL", "DATABASE_URL", "RECOVERY_STORE", "SOCKETIO_RECOVERY", "PYTHONASYNCIODEBUG")
+)
+
 #: uvicorn's WebSocket implementation: ``websockets-sansio`` is the one uvicorn recommends (its
 #: ``websockets`` is the deprecated legacy implementation, which ``--ws auto`` will stop using).
 UVICORN_WS = ("websockets-sansio", "websockets", "wsproto")
@@ -372,8 +464,7 @@ class Server:
         return self.wait_ready(self.started + timeout)
 
     def spawn(self) -> None:
-        # REDIS_URL turns the example project into a cluster member: only ``env`` gives it.
-        env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "PYTHONASYNCIODEBUG")}
+        env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
         env.update(self.app.env)
         env.update(self.env)
         # First on the path: the source root's channels_sio wins over the editable install.
@@ -451,7 +542,10 @@ def run_client(
 ) -> dict[str, Any]:
     """Run the load generator once against ``servers`` (one, or the processes of a cluster);
     its JSON result (``ok`` false on error)."""
-    client_scenario = scenario if servers[0].app.socketio else "raw-echo"
+    if servers[0].app.socketio:
+        client_scenario = CLIENT_SCENARIOS.get(scenario, scenario)
+    else:
+        client_scenario = "raw-echo"
     window = float(params.get("window-seconds", 25))
     deadline = window + CLIENT_SETUP_SECONDS
     args = [
@@ -517,6 +611,8 @@ def configs_for(
             continue
         if not APPS[app].socketio and scenario != "echo":
             continue
+        if APPS[app].recovery_of and scenario not in RECOVERY_SCENARIOS:
+            continue
         if scenario == "cluster" and (app not in CLUSTER_APPS or asgi != CLUSTER_ASGI):
             continue
         chosen.append((app, asgi))
@@ -532,7 +628,7 @@ def default_redis_url() -> str:
 @contextlib.contextmanager
 def redis_client(url: str) -> Iterator[Any]:
     """A redis-py client, bounded in time; its errors become RuntimeError (a failed run)."""
-    import redis  # only the cluster scenario needs it; channels-redis depends on it
+    import redis  # only the Redis rows need it; channels-redis depends on it
 
     client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
     try:
@@ -541,6 +637,172 @@ def redis_client(url: str) -> Iterator[Any]:
         raise RuntimeError(f"Redis at {url}: {exc}") from exc
     finally:
         client.close()
+
+
+def default_postgres_url() -> str:
+    """The PostgreSQL server of the database store's rows: ``CSIO_POSTGRES_URL``, as for the
+    test suite (else the local server, user postgres); the run connects to that URL's database
+    to create and drop a database of its own."""
+    return os.environ.get("CSIO_POSTGRES_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
+
+
+@contextlib.contextmanager
+def postgres(url: str) -> Iterator[Any]:
+    """A psycopg connection in autocommit, bounded in time; its errors become RuntimeError."""
+    import psycopg  # only the database store's rows on PostgreSQL need it (the dev extras)
+
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=5) as connection:
+            yield connection
+    except psycopg.Error as exc:
+        raise RuntimeError(f"PostgreSQL at {url}: {exc}") from exc
+
+
+#: How the database store's rows get their database (--recovery-database).
+RECOVERY_DATABASES = ("postgres", "sqlite")
+MIGRATE_TIMEOUT = 120.0
+
+
+class RecoveryDatabase:
+    """The database of the ``channels_sio+database`` rows, migrated once, at the start.
+
+    PostgreSQL: a database of the run's own on the server of ``postgres_url``, emptied before
+    every measurement (channels_sio's tables truncated) and dropped at the end. SQLite: a
+    migrated file in the run's directory, copied afresh for every measurement.
+    """
+
+    def __init__(self, kind: str, postgres_url: str, workdir: Path, root: Path = ROOT) -> None:
+        if kind not in RECOVERY_DATABASES:
+            raise ValueError(f"unknown recovery database {kind!r}")
+        self.kind = kind
+        self.postgres_url = postgres_url
+        self.root = root
+        self.name = f"csio_bench_{os.getpid()}_{secrets.token_hex(3)}"
+        self.version = ""
+        self.created = False
+        self._template = workdir / "recovery-template.sqlite3"
+        self._file = workdir / "recovery.sqlite3"
+
+    @property
+    def backend(self) -> str:
+        """The store of the rows in the results (``recovery_store``): postgresql or sqlite."""
+        return "postgresql" if self.kind == "postgres" else "sqlite"
+
+    @property
+    def url(self) -> str:
+        """The servers' DATABASE_URL."""
+        if self.kind == "postgres":
+            return urlunsplit(urlsplit(self.postgres_url)._replace(path=f"/{self.name}"))
+        return f"sqlite:///{self._file}"
+
+    def create(self) -> None:
+        """Create the database and migrate it (every app of settings_bench)."""
+        if self.kind == "sqlite":
+            self.version = f"SQLite {sqlite3.sqlite_version}"
+            self._migrate(f"sqlite:///{self._template}")
+            return
+        with postgres(self.postgres_url) as connection:
+            row = connection.execute("SHOW server_version").fetchone()
+            self.version = f"PostgreSQL {row[0] if row else '?'}"
+            connection.execute(f'CREATE DATABASE "{self.name}"')
+        self.created = True
+        self._migrate(self.url)
+
+    def reset(self) -> None:
+        """Before a measurement: no packet or session of an earlier one."""
+        if self.kind == "sqlite":
+            for suffix in ("-wal", "-shm", "-journal"):
+                self._file.with_name(self._file.name + suffix).unlink(missing_ok=True)
+            shutil.copyfile(self._template, self._file)
+            return
+        with postgres(self.url) as connection:
+            tables = [
+                f'"{name}"'
+                for (name,) in connection.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                    "AND tablename LIKE 'channels\\_sio\\_%'"
+                )
+            ]
+            if tables:
+                connection.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
+
+    def drop(self) -> None:
+        if self.created:
+            with postgres(self.postgres_url) as connection:
+                connection.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            self.created = False
+
+    def describe(self) -> str:
+        if self.kind == "sqlite":
+            return f"{self.version}, a migrated file copied afresh for every measurement"
+        where = urlsplit(self.postgres_url)
+        return (
+            f"{self.version} at {where.hostname}:{where.port or 5432}, database {self.name}: "
+            "migrated at the start, channels_sio's tables truncated before every measurement, "
+            "dropped at the end"
+        )
+
+    def _migrate(self, url: str) -> None:
+        env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
+        env.update(CHANNELS_SIO_ENV)
+        env["DATABASE_URL"] = url
+        env["PYTHONPATH"] = os.pathsep.join(str(self.root / p) for p in ("example_project", "."))
+        try:
+            proc = subprocess.run(
+                [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+                cwd=self.root / "example_project",
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=MIGRATE_TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(
+                f"migrate on {url}: still running after {MIGRATE_TIMEOUT} s"
+            ) from None
+        if proc.returncode != 0:
+            raise RuntimeError(f"migrate on {url} failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
+
+
+@contextlib.contextmanager
+def recovery_database(
+    kind: str, postgres_url: str, workdir: Path, root: Path = ROOT
+) -> Iterator[RecoveryDatabase]:
+    """A created and migrated :class:`RecoveryDatabase`, dropped on the way out."""
+    database = RecoveryDatabase(kind, postgres_url, workdir, root)
+    try:
+        database.create()
+        yield database
+    finally:
+        try:
+            database.drop()
+        except RuntimeError as exc:
+            log(f"WARNING: could not drop the benchmark's database {database.name}: {exc}")
+
+
+def recovery_store(app: App, database: RecoveryDatabase | None) -> str | None:
+    """Where ``app`` records (the results' ``recovery_store``); None with recovery off."""
+    if app.store is None:
+        return None
+    if app.node:
+        return f"node-{app.store}"  # socket.io's in-memory adapter
+    if app.store == "database":
+        return database.backend if database is not None else "database"
+    return app.store
+
+
+def check_recording(app: App, record: dict[str, Any]) -> None:
+    """With recovery on, every measured unit came with an offset (it was recorded); with it
+    off, none did. A row where that is not so measures something else: it fails."""
+    offsets, units = record.get("offsets"), record.get("units")
+    expected = units if app.store else 0
+    if offsets != expected:
+        record["ok"] = False
+        record["error"] = (
+            f"{offsets} of {units} {record.get('unit')}s came with an offset, not {expected}"
+        )
 
 
 def start_servers(servers: Sequence[Server], timeout: float = SERVER_START_TIMEOUT) -> float:
@@ -576,9 +838,17 @@ def run_one(
     root: Path = ROOT,
     redis_url: str | None = None,
     uvicorn_ws: str = UVICORN_WS[0],
+    database: RecoveryDatabase | None = None,
 ) -> dict[str, Any]:
+    """One measurement. The cluster scenario and the Redis store's rows use ``redis_url``'s
+    database, flushed before and after; the database store's rows ``database``, reset before.
+    """
     record: dict[str, Any] = {"round": round_no, "scenario": scenario, "app": app, "asgi": asgi}
+    definition = APPS[app]
     cluster_redis = (redis_url or default_redis_url()) if scenario == "cluster" else None
+    store_redis = (redis_url or default_redis_url()) if definition.store == "redis" else None
+    flushed = cluster_redis or store_redis
+    servers: list[Server] = []
     if cluster_redis:
         record["workers"] = int(params["workers"])
         env = {"REDIS_URL": cluster_redis}
@@ -587,25 +857,37 @@ def run_one(
             for _ in range(record["workers"])
         ]
     else:
-        servers = [Server(APPS[app], asgi, cores[0], log_dir, root, uvicorn_ws=uvicorn_ws)]
+        env = {"REDIS_URL": store_redis} if store_redis else {}
+        if definition.store == "database" and database is not None:
+            env["DATABASE_URL"] = database.url
+        servers = [Server(definition, asgi, cores[0], log_dir, root, env, uvicorn_ws)]
+    store = recovery_store(definition, database)
+    if store:
+        record["recovery_store"] = store
     try:
-        if cluster_redis:
-            with redis_client(cluster_redis) as client:
+        if flushed:
+            with redis_client(flushed) as client:
                 client.flushdb()
+        if definition.store == "database":
+            if database is None:
+                raise RuntimeError("the database store's rows need the run's database")
+            database.reset()
         record["server_start_s"] = round(start_servers(servers), 3)
         result = run_client(scenario, servers, params, cores[1], cluster_redis)
         result["client_scenario"] = result.pop("scenario", None)
         record.update({k: v for k, v in result.items() if k not in record})
         if cluster_redis and record.get("ok"):
             record.update(layer_costs(app, record))
+        if scenario in RECOVERY_SCENARIOS and record.get("ok"):
+            check_recording(definition, record)
     except RuntimeError as exc:
         record.update(ok=False, error=str(exc))
     finally:
         for server in servers:
             server.stop()
-        if cluster_redis:
-            # Leave nothing behind (the nodes' channels and group).
-            with contextlib.suppress(RuntimeError), redis_client(cluster_redis) as client:
+        if flushed:
+            # Leave nothing behind (the nodes' channels and group; the store's keys).
+            with contextlib.suppress(RuntimeError), redis_client(flushed) as client:
                 client.flushdb()
     codes = [server.exit_code for server in servers]
     record["server_exit_code"] = next((code for code in codes if code), codes[0])
@@ -620,6 +902,8 @@ def run_one(
 
 def describe(record: dict[str, Any]) -> str:
     head = f"round {record['round']} {record['scenario']:8} {record['app']}@{record['asgi']}"
+    if record.get("recovery_store"):
+        head += f" ({record['recovery_store']})"
     if not record.get("ok"):
         error = record.get("error") or "; ".join(record.get("errors") or []) or "failed"
         return f"{head}: FAILED {error.splitlines()[0] if error else ''}"
@@ -757,10 +1041,94 @@ def _spread(values: list[float]) -> dict[str, float] | None:
     }
 
 
+def _per_round(
+    rows: list[dict[str, Any]], asgi: str, ours: str, theirs: str
+) -> tuple[list[float], list[float]]:
+    """The rounds on ``asgi`` where both apps ran fine: ours' throughput over theirs', and
+    theirs' CPU per unit over ours' (both > 1 where ours does better)."""
+    throughput, cpu = [], []
+    for round_no in sorted({r["round"] for r in rows if r["asgi"] == asgi}):
+        pair = {
+            r["app"]: r
+            for r in rows
+            if r["asgi"] == asgi and r["round"] == round_no and r.get("ok")
+        }
+        a, b = pair.get(ours), pair.get(theirs)
+        if not a or not b:
+            continue
+        throughput.append(round(a["throughput"] / b["throughput"], 3))
+        if a.get("server_cpu_us_per_unit") and b.get("server_cpu_us_per_unit"):
+            cpu.append(round(b["server_cpu_us_per_unit"] / a["server_cpu_us_per_unit"], 3))
+    return throughput, cpu
+
+
+def _ratio(
+    throughput: list[float],
+    cpu: list[float],
+    target: float | None,
+    *,
+    at_most: bool = False,
+    also: bool = True,
+) -> dict[str, Any]:
+    """A comparison's entry of the summary. The verdicts are the medians over at least 3
+    rounds against ``target`` (a minimum, or with ``at_most`` a maximum), ``also`` holding too
+    (connect: the RSS): the traffic one server core carries (CPU per unit), and the
+    throughput of the run."""
+    met_per_core = met_throughput = None
+    if target is not None and len(throughput) >= MIN_ROUNDS_FOR_VERDICT:
+
+        def met(values: list[float]) -> bool:
+            if not values:
+                return False
+            median = statistics.median(values)
+            return median <= target if at_most else median >= target
+
+        met_per_core = also and met(cpu)
+        met_throughput = also and met(throughput)
+    return {
+        "throughput_ratio_per_round": throughput,
+        "throughput_ratio": _spread(throughput),
+        "cpu_ratio_per_round": cpu,
+        "cpu_ratio": _spread(cpu),
+        "target": target,
+        "met_per_core": met_per_core,
+        "met_throughput": met_throughput,
+    }
+
+
+def _recovery_ratios(rows: list[dict[str, Any]], scenario: str) -> dict[str, Any]:
+    """Per server (ASGI server, or Node) and app with recovery on: what recovery costs (its
+    CPU per unit over the same server's with recovery off, same round; the throughput off over
+    on) and, for channels_sio, the margin over python-socketio (as the other ratios)."""
+    found: dict[str, Any] = {}
+    for app, server in CONFIGS:
+        definition = APPS[app]
+        mine = [r for r in rows if r["app"] == app and r["asgi"] == server]
+        if definition.recovery_of is None or not mine:
+            continue
+        stores = {r.get("recovery_store") for r in mine}
+        store = stores.pop() if len(stores) == 1 else None
+        ours = definition.recovery_of == "channels_sio"
+        cost = _per_round(rows, server, definition.recovery_of, app)
+        entry: dict[str, Any] = {
+            "recovery_store": store,
+            # On over off: > 1 is what recovery costs.
+            "cost": _ratio(
+                *cost, RECOVERY_COST_TARGETS.get(store or "") if ours else None, at_most=True
+            ),
+        }
+        if ours:
+            ahead = _per_round(rows, server, app, "python-socketio")
+            entry["vs_python_socketio"] = _ratio(*ahead, TARGETS.get((scenario, server)))
+        found.setdefault(server, {})[app] = entry
+    return found
+
+
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per scenario and server: median and min-max over the rounds; ratios per round."""
     servers: dict[str, dict[str, Any]] = {}
     ratios: dict[str, dict[str, Any]] = {}
+    recovery: dict[str, dict[str, Any]] = {}
     scenarios = [s for s in SCENARIOS if any(r["scenario"] == s for r in runs)]
     for scenario in scenarios:
         rows = [r for r in runs if r["scenario"] == scenario]
@@ -787,52 +1155,27 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
             }
             for _, key in EXTRA_COLUMNS.get(scenario, ()):
                 entry[key] = _spread([r[key] for r in ok if r.get(key) is not None])
+            stores = sorted({r["recovery_store"] for r in mine if r.get("recovery_store")})
+            if stores:
+                entry["recovery_store"] = ", ".join(stores)
             per_server[f"{app}@{asgi}"] = entry
         servers[scenario] = per_server
         per_asgi: dict[str, Any] = {}
         for asgi in ASGI_SERVERS:
-            rounds = sorted({r["round"] for r in rows if r["asgi"] == asgi})
-            throughput, cpu = [], []
-            for round_no in rounds:
-                pair = {
-                    r["app"]: r
-                    for r in rows
-                    if r["asgi"] == asgi and r["round"] == round_no and r.get("ok")
-                }
-                ours, theirs = pair.get("channels_sio"), pair.get("python-socketio")
-                if not ours or not theirs:
-                    continue
-                throughput.append(round(ours["throughput"] / theirs["throughput"], 3))
-                if ours.get("server_cpu_us_per_unit") and theirs.get("server_cpu_us_per_unit"):
-                    cpu.append(
-                        round(theirs["server_cpu_us_per_unit"] / ours["server_cpu_us_per_unit"], 3)
-                    )
+            # python-socketio's CPU per unit over ours: > 1 when channels_sio costs less.
+            throughput, cpu = _per_round(rows, asgi, "channels_sio", "python-socketio")
             if not throughput:
                 continue
-            target = TARGETS.get((scenario, asgi))
-            met_per_core = met_throughput = None
-            if target is not None and len(throughput) >= MIN_ROUNDS_FOR_VERDICT:
-                rss_ok = True
-                if scenario == "connect":
-                    rss = per_server.get(f"channels_sio@{asgi}", {}).get("rss_kb_per_idle_conn")
-                    rss_ok = bool(rss) and rss["median"] <= TARGET_RSS_KB_PER_IDLE_CONN
-                met_per_core = rss_ok and bool(cpu) and statistics.median(cpu) >= target
-                met_throughput = rss_ok and statistics.median(throughput) >= target
-            per_asgi[asgi] = {
-                "throughput_ratio_per_round": throughput,
-                "throughput_ratio": _spread(throughput),
-                # python-socketio's CPU per unit over ours: > 1 when channels_sio costs less.
-                "cpu_ratio_per_round": cpu,
-                "cpu_ratio": _spread(cpu),
-                "target": target,
-                # Medians over at least 3 rounds (and the RSS, for connect): the traffic one
-                # server core carries (CPU per unit), and the throughput of the run.
-                "met_per_core": met_per_core,
-                "met_throughput": met_throughput,
-            }
+            rss_ok = True
+            if scenario == "connect":
+                rss = per_server.get(f"channels_sio@{asgi}", {}).get("rss_kb_per_idle_conn")
+                rss_ok = bool(rss) and rss["median"] <= TARGET_RSS_KB_PER_IDLE_CONN
+            per_asgi[asgi] = _ratio(throughput, cpu, TARGETS.get((scenario, asgi)), also=rss_ok)
         if per_asgi:
             ratios[scenario] = per_asgi
-    return {"servers": servers, "ratios": ratios}
+        if scenario in RECOVERY_SCENARIOS:
+            recovery[scenario] = _recovery_ratios(rows, scenario)
+    return {"servers": servers, "ratios": ratios, "recovery": recovery}
 
 
 def _fmt(value: float | None) -> str:
@@ -861,6 +1204,56 @@ def _target(scenario: str, target: float | None) -> str:
     return f"≥ {target}"
 
 
+def _verdict(entry: dict[str, Any]) -> str:
+    if entry["met_per_core"] is None:
+        return "-" if entry["target"] is None else f"(< {MIN_ROUNDS_FOR_VERDICT} rounds)"
+    return " / ".join("yes" if entry[key] else "no" for key in ("met_per_core", "met_throughput"))
+
+
+def _rounds(values: list[float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values) or "-"
+
+
+def _median(spread: dict[str, float] | None) -> str:
+    return _fmt(spread["median"]) if spread else "-"
+
+
+def _recovery_table(recovery: dict[str, Any]) -> list[str]:
+    out = [
+        "### connection state recovery: on against off, and against python-socketio "
+        "(same server, same round)\n",
+        "CPU cost: CPU per unit with recovery on over the same server's with it off (the "
+        "throughput: off over on). python-socketio (no recovery) / it: python-socketio's CPU "
+        "per unit over this row's.\n",
+        "| scenario | server | store | CPU cost per round | median | throughput off/on | "
+        "target | met: per core / throughput | python-socketio / it, CPU per round | median | "
+        "target | met: per core / throughput |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for scenario, per_server in recovery.items():
+        for server, apps in per_server.items():
+            for app, entry in apps.items():
+                cost = entry["cost"]
+                limit = "-" if cost["target"] is None else f"≤ {cost['target']}"
+                row = (
+                    f"| {scenario} | {app}@{server} | {entry['recovery_store'] or '-'} | "
+                    f"{_rounds(cost['cpu_ratio_per_round'])} | {_median(cost['cpu_ratio'])} | "
+                    f"{_median(cost['throughput_ratio'])} | {limit} | {_verdict(cost)} |"
+                )
+                ahead = entry.get("vs_python_socketio")
+                if ahead is None:
+                    row += " - | - | - | - |"
+                else:
+                    row += (
+                        f" {_rounds(ahead['cpu_ratio_per_round'])} | "
+                        f"{_median(ahead['cpu_ratio'])} | "
+                        f"{_target(scenario, ahead['target'])} | {_verdict(ahead)} |"
+                    )
+                out.append(row)
+    out.append("")
+    return out
+
+
 def format_tables(summary: dict[str, Any]) -> str:
     """Markdown tables: one per scenario, then the ratios."""
     out = []
@@ -875,6 +1268,9 @@ def format_tables(summary: dict[str, Any]) -> str:
         out.append("|---|---|---|---|---|---|---|" + "---|" * len(extra))
         for name, entry in per_server.items():
             failed = f" ({entry['failed']} failed)" if entry["failed"] else ""
+            store = entry.get("recovery_store")
+            if store and store not in name:
+                name += f" ({store})"
             row = (
                 f"| {name}{failed} | {_cell(entry['throughput'])} | "
                 f"{_cell(entry['cpu_us_per_unit'])} | {_cell(entry['p50_ms'])} | "
@@ -893,22 +1289,15 @@ def format_tables(summary: dict[str, Any]) -> str:
         out.append("|---|---|---|---|---|---|---|---|")
         for scenario, per_asgi in summary["ratios"].items():
             for asgi, entry in per_asgi.items():
-                target = entry["target"]
-                if entry["met_per_core"] is None:
-                    met = "-" if target is None else f"(< {MIN_ROUNDS_FOR_VERDICT} rounds)"
-                else:
-                    met = " / ".join(
-                        "yes" if entry[key] else "no" for key in ("met_per_core", "met_throughput")
-                    )
-                cpu_median = entry["cpu_ratio"]["median"] if entry["cpu_ratio"] else None
-                per_round = ", ".join(f"{v:.2f}" for v in entry["throughput_ratio_per_round"])
-                cpu_rounds = ", ".join(f"{v:.2f}" for v in entry["cpu_ratio_per_round"])
                 out.append(
-                    f"| {scenario} | {asgi} | {per_round} | "
-                    f"{entry['throughput_ratio']['median']:.2f} | {cpu_rounds or '-'} | "
-                    f"{_fmt(cpu_median)} | {_target(scenario, target)} | {met} |"
+                    f"| {scenario} | {asgi} | {_rounds(entry['throughput_ratio_per_round'])} | "
+                    f"{entry['throughput_ratio']['median']:.2f} | "
+                    f"{_rounds(entry['cpu_ratio_per_round'])} | {_median(entry['cpu_ratio'])} | "
+                    f"{_target(scenario, entry['target'])} | {_verdict(entry)} |"
                 )
         out.append("")
+    if any(summary.get("recovery", {}).values()):
+        out += _recovery_table(summary["recovery"])
     return "\n".join(out)
 
 
@@ -925,7 +1314,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help="smaller counts (same as --preset quick)"
     )
     parser.add_argument("--preset", choices=sorted(PRESETS), default="full")
-    parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
+    parser.add_argument(
+        "--scenarios",
+        nargs="+",
+        choices=SCENARIOS,
+        default=list(DEFAULT_SCENARIOS),
+        help=f"default: {' '.join(DEFAULT_SCENARIOS)} (the recovery scenarios when asked for)",
+    )
     parser.add_argument("--apps", nargs="+", choices=list(APPS), default=list(APPS))
     parser.add_argument("--asgi", nargs="+", choices=ASGI_SERVERS, default=list(ASGI_SERVERS))
     parser.add_argument(
@@ -945,8 +1340,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--redis-url",
         default=default_redis_url(),
-        help="the cluster scenario's Redis database, flushed before every measurement "
+        help="the Redis database of the cluster scenario and of the Redis store's rows, "
+        "flushed before and after every measurement "
         f"(default: REDIS_URL's server, database {CLUSTER_REDIS_DB})",
+    )
+    parser.add_argument(
+        "--recovery-database",
+        choices=RECOVERY_DATABASES,
+        default=RECOVERY_DATABASES[0],
+        help="the database store's rows (channels_sio+database): a database of the run's own on "
+        "the PostgreSQL server of --postgres-url (default), or a SQLite file",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=default_postgres_url(),
+        help="the PostgreSQL server where the run creates, and then drops, its database "
+        "(default: CSIO_POSTGRES_URL, else postgres://postgres@127.0.0.1:5432/postgres)",
     )
     parser.add_argument(
         "--no-snapshot",
@@ -1020,20 +1429,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine(),
         "snapshot": not args.no_snapshot,
     }
-    if "cluster" in args.scenarios:
+    recovery_apps = [
+        app
+        for app in args.apps
+        if APPS[app].store and any(s in RECOVERY_SCENARIOS for s in args.scenarios)
+    ]
+    if "cluster" in args.scenarios or "channels_sio+redis" in recovery_apps:
         try:
             with redis_client(args.redis_url) as client:
                 version = client.info("server")["redis_version"]
         except RuntimeError as exc:
             raise SystemExit(
-                f"the cluster scenario needs Redis: {exc} (--redis-url, or other --scenarios)"
+                f"the cluster scenario and the Redis store's rows need Redis: {exc} "
+                "(--redis-url, or other --scenarios / --apps)"
             ) from None
+        meta["redis"] = {"url": args.redis_url, "version": version}
+    if "cluster" in args.scenarios:
         meta["cluster"] = {
             "redis_url": args.redis_url,
-            "redis_version": version,
+            "redis_version": meta["redis"]["version"],
             "workers": "cluster.workers uvicorn processes, a port each, all on the server "
             "core; clients round-robin over them, the emitter on the first",
             "layer_message_command": LAYER_MESSAGE_COMMAND,
+        }
+    with_database = "channels_sio+database" in recovery_apps
+    if with_database and args.recovery_database == "postgres":
+        try:
+            with postgres(args.postgres_url) as connection:
+                connection.execute("SELECT 1")
+        except RuntimeError as exc:
+            raise SystemExit(
+                f"the database store's rows need PostgreSQL: {exc} (--postgres-url, "
+                "--recovery-database sqlite, or other --apps)"
+            ) from None
+    if recovery_apps:
+        meta["recovery"] = {
+            "channels_sio": "example_project.settings_bench with RECOVERY_STORE (its defaults: "
+            "2 minutes, the store's own options; the Redis store on --redis-url)",
+            "socket.io": "connectionStateRecovery (2 minutes, skipMiddlewares) on the default "
+            "in-memory adapter",
+            "cost_targets": RECOVERY_COST_TARGETS,
         }
     runs: list[dict[str, Any]] = []
 
@@ -1042,11 +1477,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
 
     log(f"benchmark: {args.rounds} round(s), preset {args.preset}, {pinning}; results -> {out}")
-    with cleanup_on_exit(), tempfile.TemporaryDirectory(prefix="csio-bench-") as tmp:
+    with (
+        cleanup_on_exit(),
+        tempfile.TemporaryDirectory(prefix="csio-bench-") as tmp,
+        contextlib.ExitStack() as services,
+    ):
         log_dir = Path(tmp) / "logs"
         log_dir.mkdir()
         root = ROOT if args.no_snapshot else snapshot(Path(tmp) / "src")
         meta["source_digest"] = source_digest(root)
+        database = None
+        if with_database:
+            log(f"creating and migrating the database store's database ({args.recovery_database})")
+            try:
+                database = services.enter_context(
+                    recovery_database(args.recovery_database, args.postgres_url, Path(tmp), root)
+                )
+            except RuntimeError as exc:
+                raise SystemExit(f"the database store's rows: {exc}") from None
+            meta["recovery"]["database"] = database.describe()
         for round_no in range(1, args.rounds + 1):
             for scenario in args.scenarios:
                 for app, asgi in configs_for(scenario, args.apps, args.asgi):
@@ -1061,6 +1510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         root,
                         args.redis_url,
                         args.uvicorn_ws,
+                        database,
                     )
                     runs.append(record)
                     log(describe(record))

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Load generator of the channels_sio benchmarks (bench/run.py drives it; docs/benchmarks.md).
 //
-//   node bench.js --scenario echo|polling|fanout|connect|raw-echo|cluster --url http://127.0.0.1:PORT
+//   node bench.js --scenario echo|echo-emit|polling|fanout|connect|raw-echo|cluster --url http://127.0.0.1:PORT
 //                 [--pid SERVER_PID --clk-tck 100] [--clients C] [--count N] [--warmup W]
 //                 [--concurrency K] [--inflight B] [--window-seconds S] [--deadline-seconds D]
 //                 [--redis-url redis://HOST:PORT]
@@ -14,6 +14,11 @@
 // With --pid, the server's CPU time (utime + stime of /proc/PID/stat, all its threads) is read
 // right before and right after the measured window, and its RSS (VmRSS of /proc/PID/status)
 // where the scenario needs it: the server's cost per unit is measured where the load is made.
+//
+// echo-emit: the echo the server sends back with socket.emit ("echo_emit" answered by an "echo"
+// event) rather than as an acknowledgement, for connection state recovery, which records the one
+// and never the other. Both it and fanout report how many of the measured units came with an
+// offset (a string after the data: the packet was recorded), in "offsets".
 //
 // cluster: the fan-out over several server processes sharing Redis. --url and --pid take
 // comma-separated lists (one per process; clients are spread round-robin over the URLs, CPU
@@ -35,7 +40,7 @@ const DEFAULTS = {
   pid: "", // idem
   "clk-tck": 100,
   clients: 50,
-  count: 10000, // echo / polling / raw-echo: round trips; fanout: broadcasts; connect: unused
+  count: 10000, // echo / echo-emit / polling / raw-echo: round trips; fanout: broadcasts; connect: unused
   warmup: 10, // echo / polling / raw-echo: round trips per client; fanout: broadcasts; connect: connections
   concurrency: 25, // connections opened at once
   inflight: 1, // fanout: broadcasts in flight at once
@@ -419,13 +424,15 @@ async function roundTrips(opts, sockets, roundTrip, scenarioDeadline) {
   const text = "x".repeat(opts["payload-bytes"]);
   const wait = opts["wait-ms"];
   const errors = [];
+  let offsets = 0;
 
   async function loop(k, n, latencies, stopAt) {
     let done = 0;
     for (let i = 0; i < n && nowMs() < stopAt; i++) {
       const t = nowMs();
       try {
-        await roundTrip(sockets[k], { i, text }, wait);
+        // true when the answer carried an offset (echo-emit with recovery on)
+        if ((await roundTrip(sockets[k], { i, text }, wait)) === true && latencies) offsets++;
       } catch (err) {
         errors.push(String(err.message || err));
         break;
@@ -444,7 +451,7 @@ async function roundTrips(opts, sockets, roundTrip, scenarioDeadline) {
   const counts = await Promise.all(split(opts.count, sockets.length).map((n, k) => loop(k, n, latencies, stopAt)));
   window.close();
   const units = counts.reduce((a, b) => a + b, 0);
-  return { ...window.report(units, "msg"), ...latencies.report(), expected: opts.count, errors };
+  return { ...window.report(units, "msg"), ...latencies.report(), expected: opts.count, offsets, errors };
 }
 
 async function sioEcho(opts, transports, deadline) {
@@ -460,6 +467,43 @@ async function sioEcho(opts, transports, deadline) {
       deadline,
     );
   } finally {
+    closeAll(sockets);
+  }
+}
+
+// The echo as an event: the server answers "echo_emit" with socket.emit("echo", ...args); one
+// in flight per socket, as for the acknowledged echo. With recovery on, the answer's last
+// argument is its offset.
+async function sioEmitEcho(opts, transports, deadline) {
+  const sockets = await pool(opts.clients, opts.concurrency, deadline, () => connectSocket(opts, transports));
+  const pending = new Map(); // socket -> the round trip waiting for its echo
+  for (const socket of sockets) {
+    socket.on("echo", (answer, offset) => {
+      const waiter = pending.get(socket);
+      if (!waiter) return;
+      pending.delete(socket);
+      clearTimeout(waiter.timer);
+      if (answer && answer.i === waiter.i) waiter.resolve(typeof offset === "string");
+      else waiter.reject(new Error(`wrong echo ${JSON.stringify(answer)}`));
+    });
+  }
+  try {
+    return await roundTrips(
+      opts,
+      sockets,
+      (socket, payload, wait) =>
+        new Promise((resolve, reject) => {
+          const timer = setTimeout(() => {
+            pending.delete(socket);
+            reject(new Error(`no echo within ${wait} ms`));
+          }, wait);
+          pending.set(socket, { i: payload.i, resolve, reject, timer });
+          socket.emit("echo_emit", payload);
+        }),
+      deadline,
+    );
+  } finally {
+    for (const waiter of pending.values()) clearTimeout(waiter.timer);
     closeAll(sockets);
   }
 }
@@ -541,14 +585,18 @@ async function fanout(opts, deadline, cluster) {
   const waiters = new Map();
   let latencies = null;
   let firstMeasured = opts.warmup;
+  let offsets = 0; // measured deliveries that came with an offset (recovery on)
   const errors = [];
 
   for (const socket of sockets) {
-    socket.on("tick", (data) => {
+    socket.on("tick", (data, offset) => {
       const seq = data && data.seq;
       if (!Number.isInteger(seq) || seq < 0 || seq >= total) return;
       received[seq]++;
-      if (latencies && seq >= firstMeasured) latencies.add(nowMs() - sentAt[seq]);
+      if (latencies && seq >= firstMeasured) {
+        latencies.add(nowMs() - sentAt[seq]);
+        if (typeof offset === "string") offsets++;
+      }
       if (received[seq] === sockets.length) {
         const done = waiters.get(seq);
         waiters.delete(seq);
@@ -600,6 +648,7 @@ async function fanout(opts, deadline, cluster) {
       ...latencies.report(),
       broadcasts: nextSeq - firstMeasured,
       expected: opts.count * sockets.length,
+      offsets,
       errors,
     };
     if (cluster) {
@@ -659,6 +708,9 @@ async function main() {
   switch (opts.scenario) {
     case "echo":
       result = await sioEcho(opts, ["websocket"], deadline);
+      break;
+    case "echo-emit":
+      result = await sioEmitEcho(opts, ["websocket"], deadline);
       break;
     case "polling":
       result = await sioEcho(opts, ["polling"], deadline);

@@ -1,9 +1,14 @@
 // Node socket.io with the handlers of bench/servers/pysio_app.py, for the benchmarks' optional
-// Node column: "echo" acknowledges with its arguments; "bcast" emits "tick" with its data to
-// every socket. Same ping timings, payload limit and CORS as the other servers; no compression
-// (permessage-deflate off, as for uvicorn and daphne; HTTP compression off).
+// Node column: "echo" acknowledges with its arguments; "echo_emit" sends them back to the sender
+// as an "echo" event; "bcast" emits "tick" with its data to every socket. Same ping timings,
+// payload limit and CORS as the other servers; no compression (permessage-deflate off, as for
+// uvicorn and daphne; HTTP compression off).
 //
-//   NODE_PATH=bench/client/node_modules node bench/servers/socketio_server.js --port 8000
+// SOCKETIO_RECOVERY=1 turns connectionStateRecovery on (socket.io's defaults: 2 minutes, the
+// middlewares skipped), with the default in-memory adapter, which then records every packet
+// sent without an acknowledgement, socket.emit included, as channels_sio's stores do.
+//
+//   NODE_PATH=bench/client/node_modules [SOCKETIO_RECOVERY=1] node bench/servers/socketio_server.js --port 8000
 //
 // socket.io comes from bench/client's package-lock.json (npm ci there), hence NODE_PATH.
 "use strict";
@@ -29,12 +34,18 @@ const io = new Server(server, {
   maxHttpBufferSize: 1e6,
   perMessageDeflate: false,
   httpCompression: false,
+  ...(process.env.SOCKETIO_RECOVERY === "1"
+    ? { connectionStateRecovery: { maxDisconnectionDuration: 2 * 60 * 1000, skipMiddlewares: true } }
+    : {}),
 });
 
 io.on("connection", (socket) => {
   socket.on("echo", (...args) => {
     const ack = typeof args[args.length - 1] === "function" ? args.pop() : null;
     if (ack) ack(...args);
+  });
+  socket.on("echo_emit", (...args) => {
+    socket.emit("echo", ...args);
   });
   socket.on("bcast", (data) => {
     io.emit("tick", data);

@@ -69,8 +69,9 @@ async def connect(socket: Socket, auth: dict[str, Any]) -> None:
     room = socket.data.get("room")
     if socket.recovered and room is not None:
         # Back in its room with the messages it missed (connection state recovery): the
-        # others saw it leave when its connection dropped, so they see it come back.
-        names = await members(room)
+        # others saw it leave when its connection dropped, so they see it come back. It is
+        # not connected yet while this handler runs, so it is not among the members found.
+        names = sorted({*await members(room), socket.data["username"]})
         await socket.to(room).emit(
             "joined",
             {"room": room, "user": socket.data["username"], "members": names, "time": now()},

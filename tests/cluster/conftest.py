@@ -1,4 +1,4 @@
-"""Clusters of real server processes sharing one Redis database, and the Node client driver.
+"""Clusters of real server processes sharing one Redis database.
 
 Redis: ``REDIS_URL`` (default ``redis://127.0.0.1:6379/0``) with the database number replaced
 by ``CSIO_CLUSTER_REDIS_DB`` (default 7), flushed before and after the suite. Every cluster has a
@@ -18,45 +18,25 @@ import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
 
-from tests.support.ci import require
 from tests.support.driver import Driver, driver, wait_for
 from tests.support.node import NODE_DIR, TESTS_DIR, require_node
 from tests.support.servers import EXAMPLE_DIR, ServerProcess
+from tests.support.services import redis_database
 
 __all__ = ["Driver", "driver", "wait_for"]
 
 REDIS_DB = int(os.environ.get("CSIO_CLUSTER_REDIS_DB", "7"))
 
 
-def cluster_redis_url() -> str:
-    base = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
-    return urlunsplit(urlsplit(base)._replace(path=f"/{REDIS_DB}"))
-
-
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """The suite's Redis database, flushed before and after; skips (fails in CI) without Redis."""
-    import redis
-
-    url = cluster_redis_url()
-    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        client.ping()
-        reachable = True
-    except redis.RedisError:
-        reachable = False
-    require(reachable, f"Redis at {url}")
-    client.flushdb()
-    try:
+    with redis_database(REDIS_DB) as url:
         yield url
-    finally:
-        client.flushdb()
-        client.close()
 
 
 class Cluster:

@@ -15,7 +15,7 @@ from tests.cluster.conftest import redis_url
 from tests.support.ci import require
 from tests.support.driver import driver
 from tests.support.servers import server_fixture
-from tests.support.services import redis_url_for
+from tests.support.services import redis_database
 
 __all__ = ["driver", "redis_url"]
 
@@ -28,22 +28,8 @@ STORE_KINDS = ["memory", "database-sqlite", "database-postgres", "redis"]
 @pytest.fixture(scope="session")
 def recovery_redis_url() -> Iterator[str]:
     """The recovery suites' Redis database, flushed before and after."""
-    import redis
-
-    url = redis_url_for(REDIS_DB)
-    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        client.ping()
-        reachable = True
-    except redis.RedisError:
-        reachable = False
-    require(reachable, f"Redis at {url}")
-    client.flushdb()
-    try:
+    with redis_database(REDIS_DB) as url:
         yield url
-    finally:
-        client.flushdb()
-        client.close()
 
 
 StoreFactory = Callable[..., RecoveryStore]

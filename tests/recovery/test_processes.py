@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.conftest import Cluster
+from tests.cluster.conftest import running_cluster
 from tests.support.ci import require
 from tests.support.driver import Driver
 from tests.support.servers import EXAMPLE_DIR, ServerProcess
@@ -79,19 +79,6 @@ def database_env(redis_url: str, recovery_redis_url: str) -> Iterator[dict[str, 
         yield env
 
 
-@contextlib.contextmanager
-def servers(env: dict[str, str], kinds: tuple[str, ...]) -> Iterator[Cluster]:
-    cluster = Cluster(env["REDIS_URL"], SETTINGS, kinds, env)
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
-    for server in cluster.servers:
-        log = server.log()
-        assert "Traceback" not in log, f"{server.kind} logged an error:\n{log}"
-
-
 def open_on(driver: Driver, server: ServerProcess, name: str, **fields: Any) -> Any:
     return driver("open", name=name, url=server.url, nsp=NSP, transports="websocket", **fields)
 
@@ -110,7 +97,9 @@ def missed_after_flush(driver: Driver, name: str, via: str) -> list[Any]:
 def test_a_client_dropped_on_one_node_recovers_on_the_other(
     store_env: dict[str, str], driver: Driver
 ) -> None:
-    with servers(store_env, ("uvicorn", "daphne")) as cluster:
+    with running_cluster(
+        store_env["REDIS_URL"], SETTINGS, ("uvicorn", "daphne"), store_env
+    ) as cluster:
         a = open_on(driver, cluster[0], "A", auth={"rooms": ["red"], "name": "ann"})
         open_on(driver, cluster[1], "B")
         open_on(driver, cluster[0], "C", auth={"rooms": ["red"]})
@@ -137,7 +126,7 @@ def test_a_client_dropped_on_one_node_recovers_on_the_other(
 def test_a_client_recovers_after_its_worker_restarted(
     store_env: dict[str, str], driver: Driver, kind: str
 ) -> None:
-    with servers(store_env, (kind,)) as first:
+    with running_cluster(store_env["REDIS_URL"], SETTINGS, (kind,), store_env) as first:
         a = open_on(driver, first[0], "A", auth={"rooms": ["red"]})
         open_on(driver, first[0], "B")
         cast(driver, "B", event="m", args=[0])
@@ -145,7 +134,7 @@ def test_a_client_recovers_after_its_worker_restarted(
     # SIGTERM: the worker closed every session with "server shutting down", and kept them.
     for name in ("A", "B"):
         assert driver("disconnected", name=name) == "transport close"
-    with servers(store_env, (kind,)) as second:
+    with running_cluster(store_env["REDIS_URL"], SETTINGS, (kind,), store_env) as second:
         open_on(driver, second[0], "D")
         cast(driver, "D", event="m", args=[1], to=["red"])
         cast(driver, "D", event="m", args=[2])
@@ -175,7 +164,7 @@ def test_a_session_is_restored_for_its_own_user_only(
     printed = manage(store_env, "shell", "-c", script).split()
     keys = {name: printed[printed.index(name) + 1] for name in ("ann", "bob")}
     cookie = {name: {"cookie": f"sessionid={key}"} for name, key in keys.items()}
-    with servers(store_env, ("uvicorn",)) as cluster:
+    with running_cluster(store_env["REDIS_URL"], SETTINGS, ("uvicorn",), store_env) as cluster:
         a = open_on(driver, cluster[0], "A", headers=cookie["ann"])
         driver("drop", name="A")
         as_bob = driver("reconnect", name="A", headers=cookie["bob"])

@@ -73,3 +73,27 @@ def postgres_database(purpose: str) -> Iterator[str]:
     finally:
         with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def redis_database(db: int) -> Iterator[str]:
+    """Redis database ``db`` of ``REDIS_URL``'s server, flushed before and after; skips (fails
+    in CI) when Redis does not answer. Its URL."""
+    import redis
+
+    from .ci import require
+
+    url = redis_url_for(db)
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        client.ping()
+        reachable = True
+    except redis.RedisError:
+        reachable = False
+    require(reachable, f"Redis at {url}")
+    client.flushdb()
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()

@@ -13,10 +13,18 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
-from .conf import DEFAULTS, RECOVERY_DEFAULTS, SETTING_NAME, STORES, store_class, user_settings
+from .conf import (
+    DEFAULTS,
+    MONITORING_DEFAULTS,
+    RECOVERY_DEFAULTS,
+    SETTING_NAME,
+    STORES,
+    store_class,
+    user_settings,
+)
 from .engineio.config import TRANSPORTS
 
-__all__ = ["check_channel_layers", "check_recovery", "check_settings"]
+__all__ = ["check_channel_layers", "check_monitoring", "check_recovery", "check_settings"]
 
 _POSITIVE_MS = (
     "ping_interval",
@@ -35,6 +43,19 @@ def _error(msg: str, hint: str, code: int) -> Error:
 
 def _is_positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _unknown_keys(
+    given: dict[Any, Any], known: dict[str, Any], where: str, code: int
+) -> list[CheckMessage]:
+    """One error per key of ``given`` not in ``known``, with the closest known key as hint."""
+    errors: list[CheckMessage] = []
+    for key in given:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"Did you mean {close[0]!r}?" if close else f"Known keys: {', '.join(known)}."
+            errors.append(_error(f"{where} has an unknown key {key!r}.", hint, code))
+    return errors
 
 
 def _origin_ok(origin: Any) -> bool:
@@ -62,12 +83,7 @@ def check_settings(
                 1,
             )
         ]
-    errors: list[CheckMessage] = []
-    for key in raw:
-        if key not in DEFAULTS:
-            close = difflib.get_close_matches(str(key), DEFAULTS, n=1)
-            hint = f"Did you mean {close[0]!r}?" if close else f"Known keys: {', '.join(DEFAULTS)}."
-            errors.append(_error(f"{SETTING_NAME} has an unknown key {key!r}.", hint, 2))
+    errors = _unknown_keys(raw, DEFAULTS, SETTING_NAME, 2)
     values = {**DEFAULTS, **raw}
 
     for name in _POSITIVE_MS:
@@ -80,7 +96,11 @@ def check_settings(
                     3,
                 )
             )
-    for name, unit in (("max_payload", "bytes"), ("max_attachments", "attachments")):
+    for name, unit in (
+        ("max_payload", "bytes"),
+        ("max_attachments", "attachments"),
+        ("max_queued_packets", "packets"),
+    ):
         if not _is_positive_int(values[name]):
             errors.append(
                 _error(
@@ -193,16 +213,7 @@ def check_recovery(
                 12,
             )
         ]
-    errors: list[CheckMessage] = []
-    for key in value:
-        if key not in RECOVERY_DEFAULTS:
-            close = difflib.get_close_matches(str(key), RECOVERY_DEFAULTS, n=1)
-            hint = (
-                f"Did you mean {close[0]!r}?"
-                if close
-                else f"Known keys: {', '.join(RECOVERY_DEFAULTS)}."
-            )
-            errors.append(_error(f"{_RECOVERY} has an unknown key {key!r}.", hint, 13))
+    errors = _unknown_keys(value, RECOVERY_DEFAULTS, _RECOVERY, 13)
     values = {**RECOVERY_DEFAULTS, **value}
     duration = values["max_disconnection_duration"]
     if not _is_positive_int(duration):
@@ -278,6 +289,80 @@ def _check_store(name: Any, options: dict[str, Any] | None, duration: Any) -> li
                         18,
                     )
                 )
+    return errors
+
+
+_MONITORING = f"{SETTING_NAME}['monitoring']"
+_MONITORING_MS = (
+    "flush_interval",
+    "rules_interval",
+    "zombie_grace",
+    "duplicate_grace",
+    "storm_window",
+    "stuck_grace",
+    "slow_consumer_window",
+    "retention",
+)
+_FINGERPRINTS = ("pid", "user", "address")
+
+
+@register(Tags.compatibility)
+def check_monitoring(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Validate ``monitoring``: the registry of live sessions and its leak rules."""
+    raw = user_settings()
+    value = raw.get("monitoring", True) if isinstance(raw, dict) else True
+    if value is None or isinstance(value, bool):
+        return []
+    if not isinstance(value, dict):
+        return [
+            _error(
+                f"{_MONITORING} must be True, False or a dict, not {type(value).__name__}.",
+                "True (the default) keeps the registry of live sessions with the default leak "
+                'rules; a dict changes some of them, e.g. {"flush_interval": 10000}.',
+                19,
+            )
+        ]
+    errors = _unknown_keys(value, MONITORING_DEFAULTS, _MONITORING, 20)
+    values = {**MONITORING_DEFAULTS, **value}
+    for name in (*_MONITORING_MS, "storm_threshold"):
+        if not _is_positive_int(values[name]):
+            unit = "a positive number" if name == "storm_threshold" else "a positive number of ms"
+            errors.append(
+                _error(
+                    f"{_MONITORING}[{name!r}] must be {unit}, not {values[name]!r}.",
+                    f"The default is {MONITORING_DEFAULTS[name]}.",
+                    21,
+                )
+            )
+    fingerprint = values["fingerprint"]
+    if (
+        not isinstance(fingerprint, list | tuple)
+        or not fingerprint
+        or any(kind not in _FINGERPRINTS for kind in fingerprint)
+    ):
+        errors.append(
+            _error(
+                f"{_MONITORING}['fingerprint'] must be a non-empty list drawn from "
+                f"{list(_FINGERPRINTS)}, not {fingerprint!r}.",
+                "The first that applies tells one client from another: the recovery pid, the "
+                "Django user with the user agent, the address with the user agent (default "
+                '["pid", "user", "address"]).',
+                22,
+            )
+        )
+    header = values["trusted_proxy_header"]
+    if header is not None and (not isinstance(header, str) or not header.strip()):
+        errors.append(
+            _error(
+                f"{_MONITORING}['trusted_proxy_header'] must be None or a header name, "
+                f"not {header!r}.",
+                'For example "X-Forwarded-For", set by your proxy; None (the default) uses '
+                "the peer address.",
+                23,
+            )
+        )
     return errors
 
 

@@ -17,11 +17,13 @@ from .socketio import ServerConfig
 
 __all__ = [
     "DEFAULTS",
+    "MONITORING_DEFAULTS",
     "RECOVERY_DEFAULTS",
     "SETTING_NAME",
     "STORES",
     "engineio_config",
     "get",
+    "monitoring_settings",
     "recovery",
     "recovery_settings",
     "server_config",
@@ -47,7 +49,24 @@ DEFAULTS: dict[str, Any] = {
     "node_timeout": 15_000,
     "request_timeout": 5_000,
     "forward_polling": True,
+    "max_queued_packets": 10_000,
     "connection_state_recovery": None,
+    "monitoring": True,
+}
+
+#: The keys of ``monitoring`` (a dict, or True for all defaults; False turns it off).
+MONITORING_DEFAULTS: dict[str, Any] = {
+    "flush_interval": 5_000,
+    "rules_interval": 5_000,
+    "trusted_proxy_header": None,
+    "fingerprint": ["pid", "user", "address"],
+    "zombie_grace": 10_000,
+    "duplicate_grace": 30_000,
+    "storm_window": 60_000,
+    "storm_threshold": 20,
+    "stuck_grace": 5_000,
+    "slow_consumer_window": 300_000,
+    "retention": 3_600_000,
 }
 
 #: The keys of ``connection_state_recovery`` (a dict, or True for all defaults).
@@ -102,6 +121,7 @@ def engineio_config() -> EngineIOConfig:
             allow_upgrades=values["allow_upgrades"],
             cors_allowed_origins=origins,
             cors_credentials=values["cors_credentials"],
+            max_queued_packets=values["max_queued_packets"],
         )
     except (TypeError, ValueError) as exc:
         raise ImproperlyConfigured(f"{SETTING_NAME}: {exc} (run manage.py check)") from exc
@@ -113,6 +133,14 @@ def recovery_settings() -> dict[str, Any] | None:
     if raw is None or raw is False:
         return None
     return {**RECOVERY_DEFAULTS, **(raw if isinstance(raw, dict) else {})}
+
+
+def monitoring_settings() -> dict[str, Any] | None:
+    """``monitoring`` with its defaults; None when it is off."""
+    raw = get("monitoring")
+    if raw is None or raw is False:
+        return None
+    return {**MONITORING_DEFAULTS, **(raw if isinstance(raw, dict) else {})}
 
 
 def store_class(name: str) -> type[RecoveryStore]:

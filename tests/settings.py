@@ -19,3 +19,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # The package's defaults (recovery off), not the demo's.
 CHANNELS_SIO: dict[str, object] = {}
+# One process, whatever REDIS_URL says (tests/run.sh sets it for the cluster suites, whose
+# servers choose their own layer).
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

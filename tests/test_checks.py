@@ -207,7 +207,7 @@ def test_unknown_key_without_a_close_match_lists_the_known_keys() -> None:
         "Known keys: path, ping_interval, ping_timeout, upgrade_timeout, max_payload, "
         "transports, allow_upgrades, cors_allowed_origins, cors_credentials, connect_timeout, "
         "max_attachments, handlers, node_heartbeat, node_timeout, request_timeout, "
-        "forward_polling, connection_state_recovery."
+        "forward_polling, max_queued_packets, connection_state_recovery, monitoring."
     )
 
 
@@ -348,3 +348,43 @@ def test_a_memory_store_cannot_serve_several_processes() -> None:
     assert "channels_sio.E018" in ids
     assert "channels_sio.E018" not in recovery_ids({"store": "redis"}, CHANNEL_LAYERS=redis_layer)
     assert recovery_ids({"store": "memory"}) == []  # the in-memory layer: one process
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        True,
+        False,
+        None,
+        {},
+        {"flush_interval": 1000, "fingerprint": ["user"]},
+        {"trusted_proxy_header": "X-Forwarded-For", "storm_threshold": 5},
+    ],
+)
+def test_valid_monitoring_settings_are_clean(value: Any) -> None:
+    assert run_with({"monitoring": value}) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "expected", "text"),
+    [
+        pytest.param("on", "E019", "must be True, False or a dict", id="not-a-dict"),
+        pytest.param(
+            {"flush_intervall": 1}, "E020", "Did you mean 'flush_interval'?", id="unknown-key"
+        ),
+        pytest.param({"zombie_grace": 0}, "E021", "positive number of ms", id="zero-grace"),
+        pytest.param({"storm_threshold": "many"}, "E021", "positive number", id="threshold"),
+        pytest.param({"fingerprint": ["ip"]}, "E022", "non-empty list", id="fingerprint"),
+        pytest.param({"fingerprint": []}, "E022", "non-empty list", id="no-fingerprint"),
+        pytest.param({"trusted_proxy_header": ""}, "E023", "header name", id="empty-header"),
+    ],
+)
+def test_each_monitoring_problem_has_its_own_id(value: Any, expected: str, text: str) -> None:
+    [message] = run_with({"monitoring": value})
+    assert message.id == f"channels_sio.{expected}"
+    assert text in message.msg + str(message.hint)
+
+
+def test_max_queued_packets_is_checked() -> None:
+    [message] = run_with({"max_queued_packets": 0})
+    assert message.id == "channels_sio.E004"

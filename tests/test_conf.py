@@ -33,7 +33,9 @@ EXPECTED_DEFAULTS = {
     "node_timeout": 15_000,
     "request_timeout": 5_000,
     "forward_polling": True,
+    "max_queued_packets": 10_000,
     "connection_state_recovery": None,
+    "monitoring": True,
 }
 
 
@@ -277,3 +279,19 @@ def test_recovery_options_reach_the_store() -> None:
         assert store.replay_limit == 3
         assert store.max_packets == 7
         assert recovery.skip_middlewares is False
+
+
+def test_monitoring_is_on_by_default_with_its_defaults() -> None:
+    assert conf.monitoring_settings() == conf.MONITORING_DEFAULTS
+    with override_settings(CHANNELS_SIO={"monitoring": False}):
+        assert conf.monitoring_settings() is None
+    with override_settings(CHANNELS_SIO={"monitoring": {"flush_interval": 1000}}):
+        settings_ = conf.monitoring_settings()
+        assert settings_ is not None
+        assert settings_["flush_interval"] == 1000
+        assert settings_["rules_interval"] == conf.MONITORING_DEFAULTS["rules_interval"]
+
+
+def test_max_queued_packets_reaches_the_engine() -> None:
+    with override_settings(CHANNELS_SIO={"max_queued_packets": 50}):
+        assert engineio_config().max_queued_packets == 50

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
 
@@ -24,6 +24,9 @@ from .forwarding import PollingForwarder
 from .membership import Membership
 from .protocol import NODE_ID_LENGTH, NODES_GROUP
 from .requests import Requests
+
+if TYPE_CHECKING:
+    from ..monitoring.service import Monitor
 
 __all__ = ["Node", "get_node"]
 
@@ -56,6 +59,11 @@ class Node:
         self.requests = Requests(self)
         self.forwarding = PollingForwarder(self)
         self.cross_node = CrossNode(self)
+        from ..monitoring.actions import AdminActions  # it imports this package's protocol
+
+        self.admin_actions = AdminActions(self)
+        #: The registry writer and leak rules of this process (``CHANNELS_SIO["monitoring"]``).
+        self.monitor: Monitor | None = None
 
     def __repr__(self) -> str:
         return f"<Node {self.id}>"
@@ -88,6 +96,11 @@ class Node:
             self._starting = asyncio.get_running_loop().create_future()
             try:
                 await self._join()
+                if conf.monitoring_settings() is not None:
+                    from ..monitoring.service import Monitor  # Django models: imported late
+
+                    self.monitor = Monitor(self)
+                    self.monitor.start()
             except BaseException as exc:
                 self._starting.set_exception(exc)
                 self._starting = None
@@ -174,6 +187,9 @@ class Node:
         """
         if self._starting is None:
             return
+        monitor, self.monitor = self.monitor, None
+        if monitor is not None:
+            await monitor.stop()
         await self.forwarding.drain()
         if self.server.bus is self.cross_node:
             self.server.bus = None

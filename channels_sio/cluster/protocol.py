@@ -7,6 +7,7 @@ from typing import Any
 from ..socketio.broadcast import BroadcastFlags
 
 __all__ = [
+    "ADMIN",
     "BROADCAST",
     "BYE",
     "EMIT",
@@ -45,6 +46,7 @@ REPLY = "channels_sio.reply"
 HTTP = "channels_sio.http"  # to one node: a polling request for a sid it owns
 HTTP_ABORT = "channels_sio.http_abort"
 HTTP_RESPONSE = "channels_sio.http_response"
+ADMIN = "channels_sio.admin"  # to one node: the admin acts on one of its sessions
 
 
 def flags_message(flags: BroadcastFlags) -> dict[str, Any]:

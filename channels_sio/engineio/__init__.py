@@ -4,13 +4,14 @@ from .config import EngineIOConfig
 from .errors import CloseReason, ErrorCode
 from .http import HttpRequest, HttpResponse
 from .packet import Packet, PacketType, ParseError
-from .server import EngineIOServer
+from .server import EngineIOServer, EngineObserver
 from .session import Session, SessionState, UpgradeState
 
 __all__ = [
     "CloseReason",
     "EngineIOConfig",
     "EngineIOServer",
+    "EngineObserver",
     "ErrorCode",
     "HttpRequest",
     "HttpResponse",

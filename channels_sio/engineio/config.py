@@ -27,11 +27,20 @@ class EngineIOConfig:
     cors_allowed_origins: str | tuple[str, ...] | None = None
     cors_credentials: bool = True
     extra_headers: Sequence[tuple[str, str]] = field(default=())
+    #: Packets a session may have waiting to be sent (a WebSocket's writer busy, or polls not
+    #: coming); past it the session closes with ``send queue full``.
+    max_queued_packets: int = 10_000
 
     def __post_init__(self) -> None:
         # Invalid values are reported by Django system checks with hints; this guard keeps the
         # pure layer safe when it is used on its own.
-        for name in ("ping_interval", "ping_timeout", "upgrade_timeout", "max_payload"):
+        for name in (
+            "ping_interval",
+            "ping_timeout",
+            "upgrade_timeout",
+            "max_payload",
+            "max_queued_packets",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")

@@ -43,7 +43,8 @@ def error_body(code: ErrorCode) -> bytes:
 
 
 class CloseReason(StrEnum):
-    """Why a session closed; the value is the word Engine.IO peers use."""
+    """Why a session closed; the value is the word Engine.IO peers use (``send queue full`` is
+    this server's own: a client that does not read what it is sent)."""
 
     TRANSPORT_CLOSE = "transport close"
     TRANSPORT_ERROR = "transport error"
@@ -51,3 +52,4 @@ class CloseReason(StrEnum):
     PING_TIMEOUT = "ping timeout"
     FORCED_CLOSE = "forced close"
     SERVER_SHUTTING_DOWN = "server shutting down"
+    SEND_QUEUE_FULL = "send queue full"

@@ -34,8 +34,9 @@ class PollingTransport(Transport):
 
     name = "polling"
 
-    def __init__(self) -> None:
+    def __init__(self, max_queued: int = 10_000) -> None:
         self.session: Session | None = None
+        self._max_queued = max_queued
         self._buffer: list[Packet] = []
         self._waiter: asyncio.Future[None] | None = None
         self._posting = False
@@ -51,8 +52,14 @@ class PollingTransport(Transport):
     def writable(self) -> bool:
         return self._waiter is not None and not self._waiter.done()
 
+    @property
+    def queued(self) -> int:
+        return len(self._buffer)
+
     async def write(self, packets: list[Packet]) -> None:
         self._buffer.extend(packets)
+        if len(self._buffer) > self._max_queued and not self._closed:
+            self.overflow()
         self._wake()
 
     def _wake(self) -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "ConnectHandler",
     "DisconnectHandler",
     "EngineIOServer",
+    "EngineObserver",
     "MessageHandler",
 ]
 
@@ -35,6 +36,23 @@ Forwarder = Callable[[HttpRequest, Receive], Awaitable[HttpResponse | None]]
 H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
 
 _PREFLIGHT_METHODS = b"GET, POST, OPTIONS"
+
+
+class EngineObserver:
+    """Watches an Engine.IO server's sessions without taking part (monitoring).
+
+    Subclass it and override what you need; register with ``server.observers.append``. The
+    methods run inline, on the event loop: keep them quick, and never raise.
+    """
+
+    def session_opened(self, session: Session) -> None:
+        """A handshake succeeded: ``session`` is open."""
+
+    def session_closed(self, session: Session, reason: CloseReason) -> None:
+        """``session`` closed for ``reason`` (its disconnect handler has run)."""
+
+    def handshake_refused(self, request: HttpRequest, status: int) -> None:
+        """A request that would have opened a session was answered ``status`` instead."""
 
 
 def _require_async(handler: H) -> H:
@@ -77,6 +95,8 @@ class EngineIOServer:
         #: may own it); without it such requests get "Session ID unknown".
         self.forward: Forwarder | None = None
         self._draining: dict[str, PollingTransport] = {}
+        #: Told of every session opened and closed, and of refused handshakes.
+        self.observers: list[EngineObserver] = []
         EngineIOServer._running.add(self)
 
     @classmethod
@@ -124,6 +144,30 @@ class EngineIOServer:
             except Exception:
                 logger.exception("Engine.IO disconnect handler failed (session %s)", session.sid)
 
+    # -- observers ------------------------------------------------------------------------
+
+    def notify_closed(self, session: Session, reason: CloseReason) -> None:
+        """``session`` closed (called once, by the session)."""
+        for observer in self.observers:
+            try:
+                observer.session_closed(session, reason)
+            except Exception:
+                logger.exception("Engine.IO observer %r failed", observer)
+
+    def _notify_opened(self, session: Session) -> None:
+        for observer in self.observers:
+            try:
+                observer.session_opened(session)
+            except Exception:
+                logger.exception("Engine.IO observer %r failed", observer)
+
+    def _notify_refused(self, request: HttpRequest, status: int) -> None:
+        for observer in self.observers:
+            try:
+                observer.handshake_refused(request, status)
+            except Exception:
+                logger.exception("Engine.IO observer %r failed", observer)
+
     # -- session table --------------------------------------------------------------------
 
     def forget(self, session: Session) -> None:
@@ -168,6 +212,7 @@ class EngineIOServer:
             await session.close(CloseReason.FORCED_CLOSE)
             return None
         session.start()
+        self._notify_opened(session)
         return session
 
     async def shutdown(self) -> None:
@@ -209,8 +254,18 @@ class EngineIOServer:
     async def handle_http(self, request: HttpRequest, receive: Receive) -> HttpResponse | None:
         """Answer one polling request; None when the client left before an answer existed."""
         if not self._origin_allowed(request):
+            # No CORS headers: a foreign origin learns nothing from the answer.
+            if "sid" not in request.query:
+                self._notify_refused(request, 403)
             return error_response(ErrorCode.FORBIDDEN)
         response = await self._route_http(request, receive)
+        if (
+            response is not None
+            and response.status >= 400
+            and request.method != "OPTIONS"
+            and "sid" not in request.query
+        ):
+            self._notify_refused(request, response.status)
         if response is not None:
             response.headers.extend(self._cors_headers(request))
             response.headers.extend(self._extra_headers)
@@ -232,7 +287,7 @@ class EngineIOServer:
         if sid is None:
             if request.method != "GET":
                 return error_response(ErrorCode.BAD_HANDSHAKE_METHOD)
-            polling = PollingTransport()
+            polling = PollingTransport(self.config.max_queued_packets)
             session = await self._open_session(polling, request)
             if session is None:
                 return error_response(ErrorCode.FORBIDDEN)
@@ -277,13 +332,18 @@ class EngineIOServer:
         ):
             # Closing before accept makes the ASGI server answer the handshake with 403.
             await sink.close_socket(CLOSE_POLICY_VIOLATION)
+            if "sid" not in query:
+                self._notify_refused(request, 403)
             return None
-        transport = WebSocketTransport(sink, self.config.max_payload)
+        transport = WebSocketTransport(
+            sink, self.config.max_payload, self.config.max_queued_packets
+        )
         sid = query.get("sid")
         if sid is None:
             session = await self._open_session(transport, request)
             if session is None:
                 await sink.close_socket(CLOSE_POLICY_VIOLATION)
+                self._notify_refused(request, 403)
                 return None
             await sink.accept()
             await transport.start_writing()

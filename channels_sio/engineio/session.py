@@ -102,6 +102,19 @@ class Transport(ABC):
     async def close(self, reason: CloseReason) -> None:
         """Release the underlying connection. Idempotent."""
 
+    @property
+    @abstractmethod
+    def queued(self) -> int:
+        """Packets written and not sent yet (monitoring, and the ``max_queued_packets`` bound)."""
+
+    def overflow(self) -> None:
+        """More than ``max_queued_packets`` wait: the client does not read what it is sent.
+        Its session closes (``send queue full``) in the background."""
+        session = self.session
+        if session is not None and session.is_open and session.transport is self:
+            logger.info("session %s: more than %d packets queued", session.sid, self.queued - 1)
+            session._spawn(session.close(CloseReason.SEND_QUEUE_FULL))
+
 
 class Session:
     """An Engine.IO session, owned by one :class:`EngineIOServer` in this process.
@@ -123,6 +136,14 @@ class Session:
         self.close_reason: CloseReason | None = None
         self.connected_at = time.time()
         self.last_pong = time.monotonic()
+        #: When the last ping went out (monotonic), and how long its pong took, in seconds.
+        self.last_ping: float | None = None
+        self.rtt: float | None = None
+        #: Engine.IO messages and their sizes (characters of text, bytes of binary), each way.
+        self.packets_in = 0
+        self.packets_out = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
         self._probe: Transport | None = None
         self._heartbeat: asyncio.TimerHandle | None = None
         self._upgrade_timer: asyncio.TimerHandle | None = None
@@ -170,18 +191,27 @@ class Session:
     def send(self, data: str | bytes) -> Awaitable[None]:
         """Send one message (text or binary), awaited. Dropped once the session is closing."""
         if self.state in _OPEN_STATES:
+            self.packets_out += 1
+            self.bytes_out += len(data)
             return self.transport.write_message(data)
         return DONE
 
     async def send_packets(self, packets: list[Packet]) -> None:
         """Send packets in order, contiguously. Dropped once the session is closing."""
         if self.is_open:
+            self.packets_out += len(packets)
+            for packet in packets:
+                data = packet.data
+                if data is not None:
+                    self.bytes_out += len(data)
             await self.transport.write(packets)
 
     # -- receiving ------------------------------------------------------------------------
 
     async def receive_message(self, data: str | bytes) -> None:
         """Handle one MESSAGE packet's data that arrived on the current transport."""
+        self.packets_in += 1
+        self.bytes_in += len(data)
         receiver = self.receiver
         if receiver is None:
             await self.server.dispatch_message(self, data)
@@ -219,6 +249,7 @@ class Session:
         self._heartbeat = loop.call_later(self.server.config.ping_interval / 1000, self._ping)
 
     def _ping(self) -> None:
+        self.last_ping = time.monotonic()
         loop = asyncio.get_running_loop()
         self._heartbeat = loop.call_later(
             self.server.config.ping_timeout / 1000, self._ping_timed_out
@@ -230,7 +261,9 @@ class Session:
         self._spawn(self.close(CloseReason.PING_TIMEOUT))
 
     def _on_pong(self) -> None:
-        self.last_pong = time.monotonic()
+        self.last_pong = now = time.monotonic()
+        if self.last_ping is not None:
+            self.rtt = now - self.last_ping
         if self.state is SessionState.OPEN:
             self._cancel_heartbeat()
             self._schedule_ping()
@@ -319,14 +352,20 @@ class Session:
         self.server.forget(self)
         logger.debug("session %s: closing (%s)", self.sid, reason)
         try:
-            if self._probe is not None:
-                probe, self._probe = self._probe, None
-                await probe.close(CloseReason.TRANSPORT_ERROR)
-            await self.transport.close(reason)
+            try:
+                if self._probe is not None:
+                    probe, self._probe = self._probe, None
+                    await probe.close(CloseReason.TRANSPORT_ERROR)
+                await self.transport.close(reason)
+            except Exception:
+                # The connection is gone either way; the layers above must still hear of it,
+                # or its sockets, rooms and acks would outlive it.
+                logger.exception("session %s: closing the transport failed", self.sid)
             if was_open:
                 await self.server.dispatch_disconnect(self, reason)
         finally:
             self._set_state(SessionState.CLOSED)
+            self.server.notify_closed(self, reason)
             current = asyncio.current_task()
             for task in list(self._tasks):
                 if task is not current:

@@ -38,10 +38,11 @@ class WebSocketTransport(Transport):
 
     name = "websocket"
 
-    def __init__(self, sink: WebSocketSink, max_payload: int) -> None:
+    def __init__(self, sink: WebSocketSink, max_payload: int, max_queued: int = 10_000) -> None:
         self.sink = sink
         self.session: Session | None = None
         self._max_payload = max_payload
+        self._max_queued = max_queued
         # Frames up to this many characters are within max_payload whatever their encoding
         # (UTF-8 takes at most 4 bytes per character), so only longer ones are measured.
         self._surely_fits = max_payload // 4
@@ -61,6 +62,10 @@ class WebSocketTransport(Transport):
     def writable(self) -> bool:
         return not self._closed
 
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
     async def write(self, packets: list[Packet]) -> None:
         if self._closed:
             return
@@ -68,6 +73,8 @@ class WebSocketTransport(Transport):
         # keeps multi-frame packets contiguous without a lock or a task per write.
         if self._writing:
             self._queue.extend(packets)
+            if len(self._queue) > self._max_queued:
+                self.overflow()
             return
         await self._drain(None, packets)
 
@@ -77,6 +84,8 @@ class WebSocketTransport(Transport):
             return DONE
         if self._writing:
             self._queue.append(Packet(PacketType.MESSAGE, data))
+            if len(self._queue) > self._max_queued:
+                self.overflow()
             return DONE
         return self._drain(_MESSAGE + data if isinstance(data, str) else data, [])
 

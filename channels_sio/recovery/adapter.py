@@ -80,6 +80,11 @@ class ConnectionStateRecovery:
                 exc_info=True,
             )
 
+    @property
+    def failing(self) -> bool:
+        """Whether the last store call failed."""
+        return self._failing
+
     def succeeded(self) -> None:
         if self._failing:
             self._failing = False
@@ -102,6 +107,7 @@ class RecoveryAdapter(Adapter):
         parent = self.nsp.parent
         # A dynamic family's child also replays what was sent to the whole family.
         self._logs = [self.key] if parent is None else [self.key, server.namespace_key(parent)]
+        self._local = inner.local
         self._pids: dict[str, Socket] = {}
         self._end: str | None = None
         self._persisting: dict[str, asyncio.Future[None]] = {}
@@ -220,8 +226,10 @@ class RecoveryAdapter(Adapter):
             # The packet still goes out: live sockets must not pay for a store outage.
             recovery.failed("recording a packet")
             return None
-        recovery.succeeded()
+        if recovery.failing:
+            recovery.succeeded()
         data.append(offset)
+        self._local.advance(offset)
         return offset
 
     # -- sessions -------------------------------------------------------------------------

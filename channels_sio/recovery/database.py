@@ -9,22 +9,18 @@ database connection from one grouped write to the next rather than opening one p
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import sqlite3
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from django.db import Error as DatabaseError
 from django.db import connections, transaction
 from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
+from ..dbthread import DatabaseThread
 from ..models import RecoveryPacket, RecoverySession
 from ..socketio.adapter import SessionRecord
 from .store import (
@@ -51,8 +47,6 @@ _MAX_ID = 2**63 - 1
 #: RecoverySession.pid's max_length.
 _PID_LENGTH = 255
 
-#: How long a call waits for a table locked by another connection of SQLite's shared cache.
-_LOCK_WAIT = 5.0  # seconds: Django's default SQLite busy timeout
 
 _PACKET_COLUMNS = (
     "id",
@@ -131,16 +125,6 @@ def _session_record(row: RecoverySession) -> SessionRecord:
     )
 
 
-def _table_locked(error: DatabaseError) -> bool:
-    """Whether SQLite refused a table that another connection of its shared cache locks.
-
-    The shared cache (Django's in-memory test databases) answers SQLITE_LOCKED at once
-    instead of waiting for the busy timeout as a database file does (SQLITE_BUSY).
-    """
-    code = getattr(error.__cause__, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF == 6  # SQLITE_LOCKED and its extended codes
-
-
 def _json_copy(data: dict[str, Any]) -> dict[str, Any] | None:
     """A copy of ``socket.data`` as JSON gives it back; None when it is not JSON."""
     try:
@@ -165,49 +149,16 @@ class DatabaseStore(RecoveryStore):
             raise ValueError(f"purge_batch must be at least 1, not {purge_batch!r}")
         self.using = using
         self.purge_batch = purge_batch
-        self._executor: ThreadPoolExecutor | None = None
-
-    # -- the store's thread ---------------------------------------------------------------
+        self._thread = DatabaseThread(using, "channels-sio-recovery")
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
-        """``function(*args)`` in the store's thread (made again after :meth:`close`)."""
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="channels-sio-recovery")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._guarded, function, *args)
-
-    def _guarded(self, function: Callable[..., T], *args: Any) -> T:
-        # Only SQLITE_LOCKED is tried again: the statement refused had no effect, and the
-        # transaction it was in (if any) was rolled back, so the whole call can run again.
-        deadline = time.monotonic() + _LOCK_WAIT
-        while True:
-            try:
-                return function(*args)
-            except DatabaseError as exc:
-                if _table_locked(exc) and time.monotonic() < deadline:
-                    time.sleep(0.005)
-                    continue
-                # The connection may be what failed (a restarted server, a killed backend):
-                # drop it, so that the next call connects again instead of failing alike.
-                with contextlib.suppress(DatabaseError):
-                    connections[self.using].close()
-                raise
-
-    def _disconnect(self) -> None:
-        connections[self.using].close()
+        return await self._thread.run(function, *args)
 
     async def close(self) -> None:
         """Finish the writes in flight, then close the store thread's connection and end the
         thread; a later call starts them again."""
         await super().close()
-        # Calls made from now on go to a new thread; the old one's queue ends with the close.
-        executor, self._executor = self._executor, None
-        if executor is None:
-            return
-        try:
-            await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
-        finally:
-            executor.shutdown(wait=False)
+        await self._thread.close()
 
     # -- the packet log -------------------------------------------------------------------
 

@@ -15,9 +15,34 @@ from .store import KeptSession, LoggedPacket, PacketRecord, RecoveryStore, load_
 __all__ = ["MemoryStore"]
 
 
-def _loaded(packet: PacketRecord) -> PacketRecord:
-    assert packet.dumped is not None
-    return replace(packet, data=load_data(*packet.dumped), dumped=None)
+#: A logged packet: offset, time written, and the packet without its namespace, as flat
+#: tuples of strings (text, attachments, rooms, except-rooms, excluded sid). Tuples of atomic
+#: values leave the garbage collector's tracking: ten thousand of them cost no collection.
+_Entry = tuple[int, float, str, tuple[bytes, ...], tuple[str, ...], tuple[str, ...], str | None]
+
+
+def _entry(offset: int, created: float, packet: PacketRecord) -> _Entry:
+    text, buffers = serialized(packet)
+    return (
+        offset,
+        created,
+        text,
+        tuple(buffers),
+        tuple(packet.rooms),
+        tuple(packet.except_rooms),
+        packet.exclude_sid,
+    )
+
+
+def _packet(namespace: str, entry: _Entry) -> PacketRecord:
+    _, _, text, buffers, rooms, except_rooms, exclude = entry
+    return PacketRecord(
+        namespace,
+        load_data(text, list(buffers)),
+        frozenset(rooms),
+        frozenset(except_rooms),
+        exclude,
+    )
 
 
 class MemoryStore(RecoveryStore):
@@ -33,11 +58,16 @@ class MemoryStore(RecoveryStore):
         super().__init__(**options)
         self.max_packets = max_packets
         self._last = 0
-        # namespace -> (offset, time written, packet), oldest first
-        self._log: dict[str, deque[tuple[int, float, PacketRecord]]] = {}
+        # namespace -> its entries, oldest first
+        self._log: dict[str, deque[_Entry]] = {}
         # namespace -> (newest offset the max_packets cap removed, the time it was written)
         self._capped: dict[str, tuple[int, float]] = {}
         self._sessions: dict[str, tuple[SessionRecord, float]] = {}  # pid -> (session, expiry)
+        self._purged_at = 0.0
+
+    async def record(self, packet: PacketRecord) -> str:
+        # Nothing to wait for, so nothing to group: written at once.
+        return (await self.append((packet,)))[0]
 
     async def append(self, packets: Sequence[PacketRecord]) -> list[str]:
         now = time.time()
@@ -46,12 +76,13 @@ class MemoryStore(RecoveryStore):
             self._last += 1
             log = self._log.setdefault(packet.namespace, deque())
             # Kept serialized: what was sent, whatever the application does to its objects after.
-            log.append((self._last, now, replace(packet, data=[], dumped=serialized(packet))))
+            log.append(_entry(self._last, now, packet))
             if len(log) > self.max_packets:
-                offset, written, _ = log.popleft()
-                self._capped[packet.namespace] = (offset, written)
+                removed = log.popleft()
+                self._capped[packet.namespace] = (removed[0], removed[1])
             offsets.append(str(self._last))
-        self._purge_packets(now)
+        if now - self._purged_at > 1.0:  # at most once a second, not once per packet
+            self._purge_packets(now)
         return offsets
 
     async def end(self) -> str:
@@ -64,20 +95,18 @@ class MemoryStore(RecoveryStore):
             return None
         start = int(after)
         horizon = time.time() - self.max_age
-        found: list[tuple[int, PacketRecord]] = []
+        found: list[tuple[str, _Entry]] = []
         for namespace in namespaces:
             capped = self._capped.get(namespace)
             if capped is not None and capped[0] > start and capped[1] >= horizon:
                 return None
             found.extend(
-                (offset, packet)
-                for offset, _, packet in self._log.get(namespace, ())
-                if offset > start
+                (namespace, entry) for entry in self._log.get(namespace, ()) if entry[0] > start
             )
         if len(found) > self.replay_limit:
             return None
-        found.sort(key=lambda item: item[0])
-        return [(str(offset), _loaded(packet)) for offset, packet in found]
+        found.sort(key=lambda item: item[1][0])
+        return [(str(entry[0]), _packet(namespace, entry)) for namespace, entry in found]
 
     async def save_sessions(self, sessions: Sequence[SessionRecord]) -> None:
         await self.purge()  # what a background purge would do, once per write
@@ -101,6 +130,7 @@ class MemoryStore(RecoveryStore):
         return len(expired) + self._purge_packets(now)
 
     def _purge_packets(self, now: float) -> int:
+        self._purged_at = now
         horizon = now - self.max_age
         removed = 0
         for log in self._log.values():
@@ -112,10 +142,14 @@ class MemoryStore(RecoveryStore):
     async def browse_packets(
         self, *, namespace: str | None = None, limit: int = 100
     ) -> list[LoggedPacket]:
-        logs = [self._log.get(namespace, deque())] if namespace else list(self._log.values())
-        entries = sorted((entry for log in logs for entry in log), key=lambda e: -e[0])
+        names = [namespace] if namespace else list(self._log)
+        entries = sorted(
+            ((name, entry) for name in names for entry in self._log.get(name, ())),
+            key=lambda item: -item[1][0],
+        )
         return [
-            LoggedPacket(str(o), _loaded(packet), created) for o, created, packet in entries[:limit]
+            LoggedPacket(str(entry[0]), _packet(name, entry), entry[1])
+            for name, entry in entries[:limit]
         ]
 
     async def browse_sessions(

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 from ..socketio.adapter import SessionRecord
-from ..socketio.packet import join_binary, split_binary
+from ..socketio.packet import dump_json, join_binary
 
 __all__ = [
     "KeptSession",
@@ -50,7 +50,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is made per recorded packet, and frozen costs 3x
 class PacketRecord:
     """One recorded EVENT: the namespace it was sent to (a name, or ``#n`` for the n-th
     dynamic family), its event and arguments without the offset, and who it was for."""
@@ -94,8 +94,7 @@ class KeptSession:
 
 def dump_data(data: list[Any]) -> tuple[str, list[bytes]]:
     """A packet's data as JSON text, bytes replaced by attachment placeholders, and the bytes."""
-    jsonable, buffers = split_binary(data)
-    return json.dumps(jsonable, separators=(",", ":"), allow_nan=False), buffers
+    return dump_json(data)
 
 
 def serialized(packet: PacketRecord) -> tuple[str, list[bytes]]:

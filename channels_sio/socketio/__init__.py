@@ -5,7 +5,7 @@ from .exceptions import AckTimeoutError, ConnectionRefusedError, DisconnectedErr
 from .handlers import NamespaceHandler
 from .namespace import Namespace
 from .packet import Packet, PacketType, SocketIOParseError
-from .server import ServerConfig, SocketIOServer
+from .server import ServerConfig, SocketIOServer, SocketObserver
 from .socket import Handshake, Socket, SocketState
 
 __all__ = [
@@ -23,5 +23,6 @@ __all__ = [
     "SocketIOError",
     "SocketIOParseError",
     "SocketIOServer",
+    "SocketObserver",
     "SocketState",
 ]

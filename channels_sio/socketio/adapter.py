@@ -267,6 +267,10 @@ class LocalAdapter(Adapter):
     def head(self) -> str | None:
         return self._head
 
+    def advance(self, offset: str) -> None:
+        """A packet with ``offset`` was recorded here: the newest this process has seen."""
+        self._head = offset
+
     def add(self, socket: Socket) -> None:
         self._sockets[socket.id] = socket
         self.index.add(socket.id, (socket.id,))
@@ -328,6 +332,8 @@ class LocalAdapter(Adapter):
     ) -> int:
         """Deliver to the matching local sockets; the packet is encoded once per namespace."""
         delivered = 0
+        # Read once: the loop below runs once per recipient.
+        exclude, volatile = flags.exclude_sid, flags.volatile
         for adapter in self._family():
             if offset is not None:
                 adapter._head = offset
@@ -335,7 +341,7 @@ class LocalAdapter(Adapter):
             encoded = engine_packets(encode(packet))
             sockets = adapter._sockets
             for sid in adapter.index.select(flags.rooms, flags.except_rooms):
-                if sid == flags.exclude_sid:
+                if sid == exclude:
                     continue
                 socket = sockets.get(sid)
                 if socket is None:
@@ -349,7 +355,7 @@ class LocalAdapter(Adapter):
                 if replayed is not None and offset in replayed:
                     continue  # replayed when it was restored, and only now delivered here
                 session = socket.client.session
-                if flags.volatile and not session.transport.writable:
+                if volatile and not session.transport.writable:
                     continue
                 await session.send_packets(encoded)
                 delivered += 1

@@ -115,6 +115,7 @@ class Client:
         auth: dict[str, Any] = packet.data if isinstance(packet.data, dict) else {}
         nsp = await self.server.resolve_namespace(name, auth)
         if nsp is None:
+            self.server.notify("connect_refused", self, name, _INVALID_NAMESPACE)
             await self.send(Packet(PacketType.CONNECT_ERROR, name, _INVALID_NAMESPACE))
             return
         if not self.session.is_open:
@@ -154,6 +155,7 @@ class Client:
                 adapter.release(socket.id)
             del self.sockets[name]
             await socket.closed("server namespace disconnect")
+            self.server.notify("connect_refused", self, name, payload)
             await self.send(Packet(PacketType.CONNECT_ERROR, name, payload))
             return
         self._cancel_connect_timer()

@@ -20,9 +20,9 @@ __all__ = [
     "Packet",
     "PacketType",
     "SocketIOParseError",
+    "dump_json",
     "encode",
     "join_binary",
-    "split_binary",
     "validate_event_name",
 ]
 
@@ -150,10 +150,14 @@ def _deconstruct(data: Any, buffers: list[bytes]) -> Any:
     return data
 
 
-def split_binary(data: Any) -> tuple[Any, list[bytes]]:
-    """``data`` with its bytes replaced by attachment placeholders, and the bytes in order."""
+def dump_json(data: Any) -> tuple[str, list[bytes]]:
+    """``data`` as compact JSON with its bytes replaced by attachment placeholders, and the
+    bytes in order; TypeError / ValueError for what JSON cannot hold (as :func:`encode`)."""
     buffers: list[bytes] = []
-    return _deconstruct(data, buffers), buffers
+    try:
+        return _dumps(data), buffers
+    except _BinaryFound:
+        return _dumps(_deconstruct(data, buffers)), buffers
 
 
 def join_binary(data: Any, buffers: list[bytes]) -> Any:

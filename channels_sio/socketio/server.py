@@ -24,7 +24,14 @@ from .namespace import Namespace
 from .packet import validate_event_name
 from .socket import Socket
 
-__all__ = ["AdapterFactory", "NamespaceMatcher", "Recovery", "ServerConfig", "SocketIOServer"]
+__all__ = [
+    "AdapterFactory",
+    "NamespaceMatcher",
+    "Recovery",
+    "ServerConfig",
+    "SocketIOServer",
+    "SocketObserver",
+]
 
 logger = logging.getLogger("channels_sio.socketio")
 
@@ -48,6 +55,23 @@ class Recovery(Protocol):
 
     async def close(self) -> None:
         """Write what is pending and release the store (the server is shutting down)."""
+
+
+class SocketObserver:
+    """Watches a Socket.IO server's sockets without taking part (monitoring).
+
+    Subclass it and override what you need; register with ``server.observers.append``. The
+    methods run inline, on the event loop: keep them quick, and never raise.
+    """
+
+    def socket_connected(self, socket: Socket) -> None:
+        """``socket`` joined its namespace (after its CONNECT reply)."""
+
+    def socket_disconnected(self, socket: Socket, reason: str) -> None:
+        """``socket`` left its namespace for ``reason`` (after its disconnect handler)."""
+
+    def connect_refused(self, client: Client, namespace: str, payload: dict[str, Any]) -> None:
+        """A CONNECT to ``namespace`` was answered with CONNECT_ERROR ``payload``."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +125,8 @@ class SocketIOServer:
         #: Reaches the other server processes (set by this process's cluster node).
         self.bus: Bus | None = None
         self._adapter_factory: AdapterFactory = LocalAdapter
+        #: Told of every socket connected and disconnected, and of refused CONNECTs.
+        self.observers: list[SocketObserver] = []
         self.server_handlers: dict[str, Handler] = {}
         SocketIOServer._running.add(self)
 
@@ -204,6 +230,16 @@ class SocketIOServer:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- observers ------------------------------------------------------------------------
+
+    def notify(self, event: str, *args: Any) -> None:
+        """Call ``event`` (a :class:`SocketObserver` method name) on every observer."""
+        for observer in self.observers:
+            try:
+                getattr(observer, event)(*args)
+            except Exception:
+                logger.exception("Socket.IO observer %r failed", observer)
 
     # -- adapters -------------------------------------------------------------------------
 

@@ -135,6 +135,7 @@ class Socket:
         #: Offsets replayed to a recovered socket, which a delivery still on its way must not
         #: repeat; dropped after ``REPLAYED_KEPT`` seconds.
         self.replayed: set[str] | None = None
+        self._own_room: BroadcastFlags | None = None
         self.acks: dict[int, AckCallback] = {}
         # A dict as an ordered set: an empty one is a third the size of an empty set, and
         # most sockets never wait for an acknowledgement.
@@ -190,15 +191,16 @@ class Socket:
             await self.client.send(packet)
 
     async def _emit_recorded(self, packet: Packet) -> None:
-        """With recovery on, an EVENT with no acknowledgement goes through the adapter, to
-        this socket's own room, as in socket.io: it is recorded and given its offset there."""
-        adapter = self.nsp.adapter
-        flags = BroadcastFlags(rooms=frozenset((self.id,)), local=True)
-        if self.state is _CONNECTED:
-            await adapter.broadcast(packet, flags)
-        elif self.state is SocketState.CONNECTING:
-            await adapter.record(packet, flags)
-            await self._send(packet)
+        """With recovery on, an EVENT with no acknowledgement is recorded by the adapter, as
+        sent to this socket's own room (as socket.io does), and given its offset; then it goes
+        straight to this socket, the only one that room holds."""
+        if self.state is SocketState.DISCONNECTED:
+            return
+        flags = self._own_room
+        if flags is None or flags.rooms != {self.id}:  # made once (its id changes on recovery)
+            flags = self._own_room = BroadcastFlags(rooms=frozenset((self.id,)), local=True)
+        await self.nsp.adapter.record(packet, flags)
+        await self._send(packet)
 
     async def emit(
         self, event: str, *args: Any, callback: Callable[..., Any] | None = None
@@ -436,6 +438,9 @@ class Socket:
         adapter.add(self)
         if recovered is not None:
             adapter.release(self.id)
+        server = self.nsp.server
+        if server.observers:
+            server.notify("socket_connected", self)
         await self.client.send_encoded(out)
 
     def _forget_replayed(self) -> None:
@@ -475,11 +480,14 @@ class Socket:
             await adapter.persist_session(record)
         handlers = self.nsp.handlers
         handler = handlers.disconnect
+        server = self.nsp.server
         if was_connected and handler is not None:
             try:
-                await self.nsp.server.call_handler(handler, *handlers.trim(handler, (self, reason)))
+                await server.call_handler(handler, *handlers.trim(handler, (self, reason)))
             except Exception:
                 logger.exception("disconnect handler failed (socket %s, %s)", self.id, self.nsp)
+        if was_connected and server.observers:
+            server.notify("socket_disconnected", self, reason)
 
 
 class _SocketVolatile:

@@ -38,7 +38,7 @@ def engineio_echo() -> EngineIOServer:
 
 def _is_ours(task: "asyncio.Task[object]") -> bool:
     name = getattr(task.get_coro(), "__qualname__", "")
-    if name in ("Node._receive", "Membership._heartbeat"):
+    if name in ("Node._receive", "Membership._heartbeat", "Monitor._run"):
         # The process's cluster listener and heartbeat live as long as the process: no leak.
         return False
     if name == "EndpointRouter.__call__":

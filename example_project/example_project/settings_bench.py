@@ -3,10 +3,14 @@
 One process on the in-memory layer even when ``REDIS_URL`` is set (settings_bench_redis is the
 multi-process configuration). ``RECOVERY_STORE`` turns connection state recovery on with that
 store: ``memory``, ``database`` (the project's database: ``DATABASE_URL``, or SQLite) or
-``redis`` (at ``REDIS_URL``); unset, recovery is off.
+``redis`` (at ``REDIS_URL``); unset, recovery is off. ``MONITORING`` sets monitoring (the
+live-session registry, in the project's database: ``DATABASE_URL``, else the SQLite file of
+``EXAMPLE_DB``, migrated): unset or ``1``, on (the default); ``0``, off.
 """
 
 import os
+
+from django.core.exceptions import ImproperlyConfigured
 
 from .settings import *  # noqa: F403
 
@@ -19,12 +23,17 @@ _RECOVERY_OPTIONS = (
     else {}
 )
 
+_MONITORING = os.environ.get("MONITORING") or "1"
+if _MONITORING not in ("0", "1"):
+    raise ImproperlyConfigured(f"MONITORING must be 0 or 1 (unset: 1), not {_MONITORING!r}")
+
 CHANNELS_SIO = {
     "cors_allowed_origins": "*",
     "handlers": ["example_project.bench_sockets"],
     "connection_state_recovery": (
         {"store": RECOVERY_STORE, "store_options": _RECOVERY_OPTIONS} if RECOVERY_STORE else None
     ),
+    "monitoring": _MONITORING == "1",
 }
 
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

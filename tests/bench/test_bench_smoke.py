@@ -4,14 +4,18 @@ Tiny counts, one round, echo and fan-out, polling over each of the load generato
 implementations, channels_sio and python-socketio under uvicorn, the cluster scenario (two
 processes of each on Redis), the recovery scenarios (recovery off, and on with the memory
 store, the database store on SQLite, the Redis store; Node's socket.io without and with
-connectionStateRecovery): the numbers mean nothing here, only that the harness produces
-well-formed results. tests/bench/test_restore_smoke.py does the same for bench/restore.py.
+connectionStateRecovery), monitoring (channels_sio with it off, and the code of HEAD as a
+baseline; a row fails unless the registry was written): the numbers mean nothing here, only
+that the harness produces well-formed results. tests/bench/test_restore_smoke.py does the same
+for bench/restore.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from bench import run as bench_run
 from bench.run import default_redis_url
 from tests.support.ci import require
 
@@ -61,6 +66,7 @@ def _smoke_run(
     settings: tuple[str, ...] = (),
     apps: tuple[str, ...] = ("channels_sio", "python-socketio"),
     options: tuple[str, ...] = (),
+    timeout: float = 55,
 ) -> subprocess.CompletedProcess[str]:
     command = [
         sys.executable,
@@ -82,7 +88,7 @@ def _smoke_run(
         *options,
     ]
     proc = subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, timeout=55, check=False
+        command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
     )
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     return proc
@@ -291,3 +297,144 @@ def test_smoke_recovery_run_with_the_redis_store(tmp_path: Path) -> None:
     entry = document["summary"]["recovery"]["recovery-echo"]["uvicorn"]["channels_sio+redis"]
     assert entry["recovery_store"] == "redis"
     assert entry["cost"]["target"] == 1.3
+
+
+def _head() -> str:
+    """HEAD's commit (skipped, or failed in CI, outside a git checkout)."""
+    git = shutil.which("git")
+    require(git is not None, "git")
+    assert git is not None
+    proc = subprocess.run(
+        [git, "rev-parse", "--verify", "HEAD^{commit}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    require(proc.returncode == 0, "a git checkout with a HEAD commit")
+    return proc.stdout.strip()
+
+
+@pytest.mark.timeout(150)
+def test_smoke_monitoring_run_with_monitoring_off_and_a_baseline(tmp_path: Path) -> None:
+    """channels_sio (monitoring on, its registry in the run's migrated SQLite file), channels_sio
+    with monitoring off and the code of HEAD (--baseline), in echo and connect: every row checked
+    against the registry, and the summary's ratios against channels_sio."""
+    _require_client()
+    commit = _head()
+    out = tmp_path / "results.json"
+    apps = ("channels_sio", bench_run.NOMON, "python-socketio")
+    proc = _smoke_run(
+        out, "echo", "connect", apps=apps, options=("--baseline", "HEAD"), timeout=120
+    )
+    document = json.loads(out.read_text())
+    meta = document["meta"]
+    assert meta["monitoring"]["registry"].startswith("SQLite")
+    assert meta["monitoring"]["cost_target"] == 1.03
+    baseline = meta["baseline"]
+    assert baseline["rev"] == "HEAD"
+    assert baseline["commit"] == commit
+    assert baseline["app"] == "channels_sio@HEAD"
+    # HEAD may or may not have monitoring's registry (its migrations say which).
+    baseline_registry = baseline["has_registry"]
+    assert baseline["registry"].startswith("SQLite")
+
+    runs = document["runs"]
+    # In the order of a round: channels_sio, its variants, then python-socketio.
+    every = ("channels_sio", bench_run.NOMON, "channels_sio@HEAD", "python-socketio")
+    assert [(r["scenario"], r["app"]) for r in runs] == [
+        (scenario, app) for scenario in ("echo", "connect") for app in every
+    ]
+    for record in runs:
+        where = f"{record['scenario']} {record['app']}"
+        assert record["ok"], f"{where}: {record}"
+        assert record["asgi"] == "uvicorn"
+        assert record["units"] == record["expected"] > 0, where
+        assert record["errors"] == [], where
+        monitoring = {
+            "channels_sio": True,
+            bench_run.NOMON: False,
+            "channels_sio@HEAD": baseline_registry,
+            "python-socketio": None,
+        }[record["app"]]
+        assert record.get("monitoring") == monitoring, where
+        if monitoring is not None:
+            assert record["registry_nodes"] == (1 if monitoring else 0), where
+
+    summary = document["summary"]
+    for scenario in ("echo", "connect"):
+        assert len(summary["servers"][scenario]) == len(every)
+        compared = summary["monitoring"][scenario]["uvicorn"]
+        assert list(compared) == [bench_run.NOMON, "channels_sio@HEAD"]
+        assert compared[bench_run.NOMON]["comparison"] == "monitoring on / off"
+        assert compared["channels_sio@HEAD"]["comparison"] == "this code / baseline"
+        for entry in compared.values():
+            assert entry["target"] == 1.03
+            assert len(entry["throughput_ratio_per_round"]) == 1
+            assert entry["throughput_ratio_per_round"][0] > 0
+            assert entry["met_per_core"] is None  # one round: no verdict
+            assert ("rss_ratio_per_round" in entry) == (scenario == "connect")
+    # The variants are not compared with python-socketio.
+    assert set(summary["ratios"]["echo"]) == {"uvicorn"}
+    assert "### channels_sio against itself" in proc.stdout
+    assert "| echo | uvicorn | monitoring on / off | channels_sio-nomon |" in proc.stdout
+    assert "| connect | uvicorn | this code / baseline | channels_sio@HEAD |" in proc.stdout
+
+
+def test_variants_run_in_the_compare_scenarios_after_channels_sio() -> None:
+    apps = [*bench_run.APPS, "channels_sio@abc123"]
+    echo = bench_run.configs_for("echo", apps, ["uvicorn", "daphne"])
+    assert echo[:4] == [
+        ("channels_sio", "uvicorn"),
+        (bench_run.NOMON, "uvicorn"),
+        ("channels_sio@abc123", "uvicorn"),
+        ("python-socketio", "uvicorn"),
+    ]
+    assert ("channels_sio@abc123", "daphne") in echo
+    for scenario in ("fanout", "polling", "recovery-echo", "cluster"):
+        chosen = {app for app, _ in bench_run.configs_for(scenario, apps, ["uvicorn"])}
+        assert not chosen & {bench_run.NOMON, "channels_sio@abc123"}, scenario
+    fanout = bench_run.configs_for("fanout", apps, ["uvicorn"], compare=["fanout"])
+    assert (bench_run.NOMON, "uvicorn") in fanout
+    assert bench_run.app_named("channels_sio@abc123").variant == "baseline"
+
+
+def _measure(tmp_path: Path, app: str, registry: bench_run.MonitoringDatabase) -> dict[str, Any]:
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    params = dict(bench_run.PRESETS["smoke"]["echo"])
+    return bench_run.run_one(
+        1, "echo", app, "uvicorn", params, (None, None), log_dir, registry=registry
+    )
+
+
+def test_a_row_fails_when_monitoring_did_not_write_its_registry(tmp_path: Path) -> None:
+    """A database without the registry's tables: the server logs that monitoring is off, and
+    the row fails rather than measure channels_sio without it."""
+    _require_client()
+    registry = bench_run.MonitoringDatabase(tmp_path)
+    sqlite3.connect(registry.template).close()  # an empty file: never migrated
+    registry.has_registry = True  # as though it were: the row expects its node's row
+    record = _measure(tmp_path, "channels_sio", registry)
+    assert not record["ok"]
+    assert record["units"] == record["expected"] > 0  # the measurement itself went well
+    assert "monitoring did not write its registry: 0 of 1" in record["error"]
+    assert "says monitoring is off" in record["error"]
+
+
+def test_a_row_fails_when_monitoring_was_on_but_meant_to_be_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """channels_sio-nomon's servers must not write the registry: one that does fails."""
+    _require_client()
+    registry = bench_run.MonitoringDatabase(tmp_path)
+    registry.create()
+    assert registry.has_registry
+    on = dataclasses.replace(
+        bench_run.APPS[bench_run.NOMON], env=bench_run.CHANNELS_SIO_ENV
+    )  # no MONITORING=0
+    monkeypatch.setitem(bench_run.APPS, bench_run.NOMON, on)
+    record = _measure(tmp_path, bench_run.NOMON, registry)
+    assert not record["ok"]
+    assert "monitoring was to be off, yet 1 server process(es) wrote" in record["error"]

@@ -86,6 +86,7 @@ def test_close_reasons_are_exactly_the_engineio_words() -> None:
         "ping timeout",
         "forced close",
         "server shutting down",
+        "send queue full",  # this server's own: a client that does not read what it is sent
     ]
 
 
@@ -98,6 +99,7 @@ def test_close_reasons_are_exactly_the_engineio_words() -> None:
         (CloseReason.PING_TIMEOUT, "ping timeout"),
         (CloseReason.FORCED_CLOSE, "forced close"),
         (CloseReason.SERVER_SHUTTING_DOWN, "server shutting down"),
+        (CloseReason.SEND_QUEUE_FULL, "send queue full"),
     ],
     ids=lambda v: v.name if isinstance(v, CloseReason) else None,
 )

@@ -13,11 +13,12 @@ from django.conf import settings
 from channels_sio.recovery import MemoryStore, RecoveryStore
 from tests.cluster.conftest import redis_url
 from tests.support.ci import require
+from tests.support.database import statements, using
 from tests.support.driver import driver
 from tests.support.servers import server_fixture
 from tests.support.services import redis_database
 
-__all__ = ["driver", "redis_url"]
+__all__ = ["driver", "redis_url", "statements", "using"]
 
 #: The Redis database of the recovery suites (the cluster suite has 7, bench/ 5).
 REDIS_DB = 8

@@ -13,11 +13,9 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
-from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connections
 from django.db.backends.signals import connection_created
-from django.db.backends.utils import CursorWrapper
 from django.test import override_settings
 from django.utils import timezone
 
@@ -26,7 +24,7 @@ from channels_sio.models import RecoveryPacket, RecoverySession
 from channels_sio.recovery import PacketRecord
 from channels_sio.recovery.database import DatabaseStore
 from channels_sio.socketio.adapter import SessionRecord
-from tests.support.ci import require
+from tests.support.database import require_postgres
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -46,19 +44,6 @@ def session(pid: str = "pid-1", **fields: Any) -> SessionRecord:
         **fields,
     }
     return SessionRecord(**values)
-
-
-def require_postgres() -> None:
-    require("postgres" in settings.DATABASES, "PostgreSQL (CSIO_POSTGRES_URL)")
-
-
-@pytest.fixture(params=["default", "postgres"], ids=["sqlite", "postgres"])
-def using(request: pytest.FixtureRequest) -> str:
-    """The alias of the database under test."""
-    alias: str = request.param
-    if alias == "postgres":
-        require_postgres()
-    return alias
 
 
 StoreFactory = Callable[..., DatabaseStore]
@@ -90,25 +75,6 @@ async def make_postgres_store() -> AsyncIterator[StoreFactory]:
     require_postgres()
     async for make in stores("postgres"):
         yield make
-
-
-@pytest.fixture
-def statements(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
-    """Every SQL statement run while the test runs, with the thread that ran it."""
-    ran: list[tuple[int, str]] = []
-    execute, executemany = CursorWrapper.execute, CursorWrapper.executemany
-
-    def spy_execute(self: CursorWrapper, sql: str, params: Any = None) -> Any:
-        ran.append((threading.get_ident(), sql))
-        return execute(self, sql, params)
-
-    def spy_executemany(self: CursorWrapper, sql: str, param_list: Any) -> Any:
-        ran.append((threading.get_ident(), sql))
-        return executemany(self, sql, param_list)
-
-    monkeypatch.setattr(CursorWrapper, "execute", spy_execute)
-    monkeypatch.setattr(CursorWrapper, "executemany", spy_executemany)
-    return ran
 
 
 @pytest.fixture

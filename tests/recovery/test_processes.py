@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.cluster.conftest import running_cluster
+from tests.support import servers
 from tests.support.ci import require
 from tests.support.driver import Driver
-from tests.support.servers import EXAMPLE_DIR, ServerProcess
+from tests.support.servers import ServerProcess
 from tests.support.services import postgres_database, postgres_reachable
 
 pytestmark = [pytest.mark.node, pytest.mark.redis, pytest.mark.slow]
@@ -29,23 +27,8 @@ SETTINGS = "tests.recovery.settings_recovery_cluster"
 
 
 def manage(env: dict[str, str], *args: str) -> str:
-    """``manage.py`` of the example project with ``SETTINGS`` and ``env``."""
-    full = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    full.update(env, DJANGO_SETTINGS_MODULE=SETTINGS)
-    full["PYTHONPATH"] = os.pathsep.join(
-        [str(EXAMPLE_DIR), str(EXAMPLE_DIR.parent), full.get("PYTHONPATH", "")]
-    )
-    proc = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=EXAMPLE_DIR,
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, f"manage.py {args} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
+    """``manage.py`` of the example project with ``SETTINGS`` and ``env``; what it printed."""
+    return servers.manage(SETTINGS, env, *args).stdout
 
 
 @contextlib.contextmanager

@@ -185,3 +185,28 @@ def server_fixture(settings: str, doc: str, env: dict[str, str] | None = None) -
 
     server.__doc__ = doc
     return pytest.fixture(params=SERVER_KINDS)(server)
+
+
+def manage(
+    settings: str, env: dict[str, str], *args: str, expect: int | None = 0
+) -> subprocess.CompletedProcess[str]:
+    """``manage.py`` of the example project with ``settings`` and ``env`` (and without the
+    test run's REDIS_URL, as the servers run); its status is ``expect`` unless that is None."""
+    full = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    full.update(env, DJANGO_SETTINGS_MODULE=settings)
+    # The repository root too, so test-only settings and handler modules (tests.*) load.
+    full["PYTHONPATH"] = os.pathsep.join(
+        [str(EXAMPLE_DIR), str(EXAMPLE_DIR.parent), full.get("PYTHONPATH", "")]
+    )
+    proc = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=EXAMPLE_DIR,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if expect is not None:
+        assert proc.returncode == expect, f"manage.py {args}:\n{proc.stdout}\n{proc.stderr}"
+    return proc

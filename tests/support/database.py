@@ -1,0 +1,47 @@
+"""Fixtures for code that runs SQL: the databases under test (SQLite, and PostgreSQL when it
+answers: the ``postgres`` alias of tests/settings.py), and a spy on every statement."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db.backends.utils import CursorWrapper
+
+from .ci import require
+
+__all__ = ["require_postgres", "statements", "using"]
+
+
+def require_postgres() -> None:
+    require("postgres" in settings.DATABASES, "PostgreSQL (CSIO_POSTGRES_URL)")
+
+
+@pytest.fixture(params=["default", "postgres"], ids=["sqlite", "postgres"])
+def using(request: pytest.FixtureRequest) -> str:
+    """The alias of the database under test."""
+    alias: str = request.param
+    if alias == "postgres":
+        require_postgres()
+    return alias
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
+    """Every SQL statement run while the test runs, with the thread that ran it."""
+    ran: list[tuple[int, str]] = []
+    execute, executemany = CursorWrapper.execute, CursorWrapper.executemany
+
+    def spy_execute(self: CursorWrapper, sql: str, params: Any = None) -> Any:
+        ran.append((threading.get_ident(), sql))
+        return execute(self, sql, params)
+
+    def spy_executemany(self: CursorWrapper, sql: str, param_list: Any) -> Any:
+        ran.append((threading.get_ident(), sql))
+        return executemany(self, sql, param_list)
+
+    monkeypatch.setattr(CursorWrapper, "execute", spy_execute)
+    monkeypatch.setattr(CursorWrapper, "executemany", spy_executemany)
+    return ran

@@ -3,6 +3,8 @@
     python bench/inprocess.py echo [--count N]          # wall time per acknowledged round trip
     python bench/inprocess.py polling --callgrind       # CPU instructions per round trip
     python bench/inprocess.py echo --floor --callgrind  # the harness alone
+    python bench/inprocess.py echo-emit --recovery --callgrind  # echo sent back by socket.emit,
+                                                        # recorded (memory store)
 
 The whole ASGI application (``get_application`` with the benchmark handlers) is called the way
 an ASGI server calls it, by in-memory ``receive``/``send`` pairs: ``echo`` sends
@@ -39,10 +41,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENT = '42%d["echo",{"i":%d,"text":"hello world, this is a benchmark message"}]'
+EMIT_EVENT = '42["echo_emit",{"i":%d,"text":"hello world, this is a benchmark message"}]'
 HEADERS = [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"node"), (b"accept", b"*/*")]
 
 
-def _application() -> Any:
+def _application(recovery: bool = False) -> Any:
     sys.path[:0] = [str(ROOT), str(ROOT / "example_project")]
     os.environ["DJANGO_SETTINGS_MODULE"] = "example_project.settings_bench"
     os.environ.pop("REDIS_URL", None)
@@ -50,13 +53,19 @@ def _application() -> Any:
 
     django_app = get_asgi_application()
     from channels_sio.asgi import get_application
-    from channels_sio.socketio import SocketIOServer
+    from channels_sio.recovery import ConnectionStateRecovery, MemoryStore
+    from channels_sio.socketio import ServerConfig, SocketIOServer
 
-    server = SocketIOServer()
+    config = ServerConfig(recovery=ConnectionStateRecovery(MemoryStore()) if recovery else None)
+    server = SocketIOServer(config)
 
     @server.on("echo")
     async def echo(socket: Any, *args: Any) -> tuple[Any, ...]:
         return args
+
+    @server.on("echo_emit")
+    async def echo_emit(socket: Any, *args: Any) -> None:
+        await socket.emit("echo", *args)
 
     return get_application(django_app, server=server)
 
@@ -97,7 +106,11 @@ def _scope(kind: str, method: str, query: str, body: bool = False) -> dict[str, 
     }
 
 
-async def _echo(app: Any, count: int) -> float:
+Queues = tuple[asyncio.Queue[dict[str, Any]], asyncio.Queue[dict[str, Any]], asyncio.Task[None]]
+
+
+async def _connected(app: Any) -> Queues:
+    """One WebSocket joined to ``/``: its inbox, its outbox, and the task serving it."""
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
@@ -112,11 +125,31 @@ async def _echo(app: Any, count: int) -> float:
     await outbox.get()  # Engine.IO open
     inbox.put_nowait({"type": "websocket.receive", "text": "40"})
     await outbox.get()  # Socket.IO CONNECT
+    return inbox, outbox, connection
+
+
+async def _echo(app: Any, count: int) -> float:
+    inbox, outbox, connection = await _connected(app)
     started = time.perf_counter()
     for i in range(count):
         inbox.put_nowait({"type": "websocket.receive", "text": EVENT % (i, i)})
         reply = await outbox.get()
         assert reply["text"].startswith(f"43{i}["), reply
+    elapsed = time.perf_counter() - started
+    inbox.put_nowait({"type": "websocket.disconnect", "code": 1000})
+    await connection
+    return elapsed
+
+
+async def _echo_emit(app: Any, count: int) -> float:
+    """As echo, but the server answers with ``socket.emit("echo", ...)``: recorded with
+    connection state recovery on (``--recovery``), where an acknowledgement never is."""
+    inbox, outbox, connection = await _connected(app)
+    started = time.perf_counter()
+    for i in range(count):
+        inbox.put_nowait({"type": "websocket.receive", "text": EMIT_EVENT % i})
+        reply = await outbox.get()
+        assert reply["text"].startswith('42["echo",'), reply
     elapsed = time.perf_counter() - started
     inbox.put_nowait({"type": "websocket.disconnect", "code": 1000})
     await connection
@@ -161,11 +194,11 @@ async def _polling(app: Any, count: int) -> float:
     return time.perf_counter() - started
 
 
-SCENARIOS = {"echo": _echo, "polling": _polling}
+SCENARIOS = {"echo": _echo, "echo-emit": _echo_emit, "polling": _polling}
 
 
-def _run(scenario: str, count: int, floor: bool = False) -> float:
-    app = _floor if floor else _application()
+def _run(scenario: str, count: int, floor: bool = False, recovery: bool = False) -> float:
+    app = _floor if floor else _application(recovery)
     try:
         import uvloop
 
@@ -174,7 +207,9 @@ def _run(scenario: str, count: int, floor: bool = False) -> float:
         return asyncio.run(SCENARIOS[scenario](app, count))
 
 
-def _instructions(scenario: str, count: int, out_dir: Path, floor: bool) -> int:
+def _instructions(
+    scenario: str, count: int, out_dir: Path, floor: bool, recovery: bool = False
+) -> int:
     out = out_dir / f"callgrind.{count}"
     subprocess.run(
         [
@@ -187,6 +222,7 @@ def _instructions(scenario: str, count: int, out_dir: Path, floor: bool) -> int:
             "--count",
             str(count),
             *(["--floor"] if floor else []),
+            *(["--recovery"] if recovery else []),
         ],
         check=True,
         capture_output=True,
@@ -209,6 +245,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="echo against a hand-written ASGI app instead: what the harness itself costs",
     )
+    parser.add_argument(
+        "--recovery",
+        action="store_true",
+        help="connection state recovery on, with the memory store",
+    )
     args = parser.parse_args(argv)
     if args.floor and args.scenario != "echo":
         parser.error("--floor is for the echo scenario")
@@ -217,12 +258,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("--callgrind needs valgrind (Debian: apt-get install valgrind)")
         base = args.count or 500
         with tempfile.TemporaryDirectory(prefix="csio-callgrind-") as tmp:
-            low = _instructions(args.scenario, base, Path(tmp), args.floor)
-            high = _instructions(args.scenario, base * 6, Path(tmp), args.floor)
+            low = _instructions(args.scenario, base, Path(tmp), args.floor, args.recovery)
+            high = _instructions(args.scenario, base * 6, Path(tmp), args.floor, args.recovery)
         print(f"{args.scenario}: {(high - low) / (base * 5):,.0f} instructions per round trip")
         return 0
     count = args.count or 20000
-    elapsed = _run(args.scenario, count, args.floor)
+    elapsed = _run(args.scenario, count, args.floor, args.recovery)
     print(f"{args.scenario}: {1e6 * elapsed / count:.1f} µs wall per round trip ({count})")
     return 0
 

@@ -24,6 +24,7 @@ COLORS = {
     "socket.io": "#2f855a",
     "raw": "#718096",
 }
+VARIANT_COLOR = "#90cdf4"
 
 
 def newest_results() -> Path:
@@ -38,9 +39,15 @@ def _bars(ax: Any, names: list[str], spreads: list[dict[str, float] | None], tit
     low = [s["median"] - s["min"] if s else 0.0 for s in spreads]
     high = [s["max"] - s["median"] if s else 0.0 for s in spreads]
     # A server with connection state recovery on ("channels_sio+redis@uvicorn"): its family's
-    # colour, hatched.
-    apps = [name.split("@")[0] for name in names]
-    colors = [COLORS.get(app.split("+")[0], "#a0aec0") for app in apps]
+    # colour, hatched. channels_sio's variants ("channels_sio-nomon@uvicorn", the baseline
+    # "channels_sio@REV@uvicorn"): a lighter blue.
+    apps = [name.rsplit("@", 1)[0] for name in names]
+    colors = [
+        VARIANT_COLOR
+        if app.startswith(("channels_sio-", "channels_sio@"))
+        else COLORS.get(app.split("+")[0], "#a0aec0")
+        for app in apps
+    ]
     positions = range(len(names))
     bars = ax.bar(positions, medians, yerr=[low, high], color=colors, capsize=3)
     for bar, app in zip(bars, apps, strict=True):

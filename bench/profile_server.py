@@ -28,6 +28,7 @@ from bench.run import (
     PRESETS,
     RESULTS_DIR,
     SCENARIOS,
+    MonitoringDatabase,
     Server,
     _child_setup,
     _live,
@@ -110,7 +111,15 @@ def main() -> int:
     params = scenario_params(args.preset, args.set)[args.scenario]
     try:
         with tempfile.TemporaryDirectory(prefix="csio-profile-") as log_dir:
-            server = Server(APPS[args.app], args.asgi, server_cores, Path(log_dir))
+            app = APPS[args.app]
+            env = {}
+            if app.django:
+                # Monitoring's registry needs its tables: a migrated SQLite file, as in run.py.
+                registry = MonitoringDatabase(Path(log_dir))
+                registry.create()
+                registry.reset()
+                env = registry.env()
+            server = Server(app, args.asgi, server_cores, Path(log_dir), env=env)
             try:
                 server.start()
                 command = [py_spy, "record", "--format", "raw"]

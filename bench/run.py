@@ -2,6 +2,7 @@
 
     python bench/run.py [--rounds 3] [--quick] [--scenarios echo polling fanout connect cluster]
     python bench/run.py --scenarios recovery-echo recovery-fanout
+    python bench/run.py --scenarios echo connect --baseline REV
 
 One run alternates the servers A B A B over the rounds: channels_sio (the example project with
 ``example_project.settings_bench``) and python-socketio's ASGI app with the same handlers
@@ -29,6 +30,17 @@ sqlite``), the Redis store in the benchmark's Redis database. They add a table: 
 per unit over recovery off (RECOVERY_COST_TARGETS) and its margin over python-socketio.
 bench/restore.py measures one client's restore per store.
 
+Monitoring (the live-session registry, on by default) writes every channels_sio server's
+sessions to the project's database: each server gets a SQLite file of the run (``EXAMPLE_DB``;
+migrated once at the start with settings_bench, copied afresh for every measurement), or the
+database store's database, and a row fails unless its node's row is in that registry (or, with
+monitoring off, is not). ``channels_sio-nomon`` (settings_bench's MONITORING=0) runs in the
+echo and connect scenarios (``--compare-scenarios``), and ``--baseline REV`` adds
+``channels_sio@REV`` there: that git revision's channels_sio, example project and bench servers
+(``git archive``), with its own settings_bench and its own migrated SQLite file. They add a
+table: channels_sio's CPU per unit over the variant's, same server, same round (monitoring on /
+off, this code / the baseline; MONITORING_COST_TARGET).
+
 It prints a table per scenario (median and min-max of throughput and of the server's CPU time
 per unit over the rounds), the ratio channels_sio / python-socketio per round on the same ASGI
 server, and writes everything to ``bench/results/bench-<time>.json`` (``--out`` to choose).
@@ -43,6 +55,7 @@ import contextlib
 import ctypes
 import hashlib
 import http.client
+import io
 import json
 import os
 import platform
@@ -54,9 +67,10 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -112,6 +126,11 @@ class App:
     # Such apps run in the recovery scenarios only.
     recovery_of: str | None = None
     store: str | None = None  # "memory", "database", "redis"; Node's: "memory" (its adapter)
+    django: bool = False  # the example project: a database for monitoring's registry
+    monitoring: bool = True  # (django) settings_bench's MONITORING: the registry is written
+    # A variant of channels_sio compared with it (MONITORING_COST_TARGET), in the
+    # --compare-scenarios only: "nomon" (monitoring off) or "baseline" (another revision's code).
+    variant: str | None = None
 
 
 CHANNELS_SIO_ENV = (
@@ -131,6 +150,26 @@ def _channels_sio(store: str | None = None) -> App:
         CHANNELS_SIO_ENV if store is None else (*CHANNELS_SIO_ENV, ("RECOVERY_STORE", store)),
         recovery_of=None if store is None else "channels_sio",
         store=store,
+        django=True,
+    )
+
+
+#: channels_sio with monitoring off (settings_bench's MONITORING=0).
+NOMON = "channels_sio-nomon"
+#: The baseline's app: ``channels_sio@REV`` (--baseline REV), the code of that git revision.
+BASELINE_PREFIX = "channels_sio@"
+
+
+def baseline_app(rev: str) -> App:
+    """channels_sio at git revision ``rev`` (its own settings_bench; the run exports its code)."""
+    return App(
+        f"{BASELINE_PREFIX}{rev}",
+        "example_project.asgi:application",
+        "example_project",
+        ("example_project", "."),
+        CHANNELS_SIO_ENV,
+        django=True,
+        variant="baseline",
     )
 
 
@@ -140,6 +179,16 @@ APPS = {
     "channels_sio+memory": _channels_sio("memory"),
     "channels_sio+database": _channels_sio("database"),
     "channels_sio+redis": _channels_sio("redis"),
+    NOMON: App(
+        NOMON,
+        "example_project.asgi:application",
+        "example_project",
+        ("example_project", "."),
+        (*CHANNELS_SIO_ENV, ("MONITORING", "0")),
+        django=True,
+        monitoring=False,
+        variant="nomon",
+    ),
     "python-socketio": App("python-socketio", "bench.servers.pysio_app:app", ".", (".",)),
     "raw": App("raw", "bench.servers.raw_echo:app", ".", (".",), socketio=False),
     "socket.io": App("socket.io", NODE_SERVER, ".", (), node=True),
@@ -163,6 +212,7 @@ CLUSTER_APPS = {
         "example_project",
         ("example_project", "."),
         (("DJANGO_SETTINGS_MODULE", "example_project.settings_bench_redis"), ("DJANGO_DEBUG", "0")),
+        django=True,
     ),
     "python-socketio": App("python-socketio", "bench.servers.pysio_redis_app:app", ".", (".",)),
 }
@@ -181,14 +231,17 @@ ASGI_SERVERS = ("uvicorn", "daphne")
 NODE = "node"
 # The order of one round: the pair compared on each ASGI server runs back to back (A B), then
 # the floor. Rounds repeat it: A B A B. In the recovery scenarios, channels_sio with recovery
-# off is followed by its stores, then python-socketio.
+# off is followed by its stores, then python-socketio. In the --compare-scenarios, channels_sio
+# is followed by channels_sio-nomon and the baseline (ordered_configs).
 CONFIGS = (
     ("channels_sio", "uvicorn"),
+    (NOMON, "uvicorn"),
     ("channels_sio+memory", "uvicorn"),
     ("channels_sio+database", "uvicorn"),
     ("channels_sio+redis", "uvicorn"),
     ("python-socketio", "uvicorn"),
     ("channels_sio", "daphne"),
+    (NOMON, "daphne"),
     ("channels_sio+memory", "daphne"),
     ("channels_sio+database", "daphne"),
     ("channels_sio+redis", "daphne"),
@@ -198,6 +251,35 @@ CONFIGS = (
     ("raw", "uvicorn"),
     ("raw", "daphne"),
 )
+# Where channels_sio's variants run (channels_sio-nomon, the baseline), unless --compare-scenarios
+# says otherwise: the issue's "echo and connect within 3%".
+COMPARE_SCENARIOS = ("echo", "connect")
+
+
+def app_named(name: str) -> App:
+    """APPS[name], or the baseline's app (``channels_sio@REV``)."""
+    if name in APPS:
+        return APPS[name]
+    if name.startswith(BASELINE_PREFIX):
+        return baseline_app(name.removeprefix(BASELINE_PREFIX))
+    raise KeyError(name)
+
+
+def ordered_configs(apps: Iterable[str] = ()) -> list[tuple[str, str]]:
+    """CONFIGS, with each baseline app among ``apps`` right after channels_sio-nomon on every
+    ASGI server: channels_sio, channels_sio-nomon, channels_sio@REV, back to back."""
+    baselines = [
+        name
+        for name in dict.fromkeys(apps)
+        if name not in APPS and name.startswith(BASELINE_PREFIX)
+    ]
+    configs = []
+    for app, server in CONFIGS:
+        configs.append((app, server))
+        if app == NOMON:
+            configs += [(baseline, server) for baseline in baselines]
+    return configs
+
 
 # Client parameters per preset and scenario (bench/client/bench.js options, and the runner's:
 # RUNNER_OPTIONS). count: round trips (echo, polling), broadcasts (fanout, cluster); clients:
@@ -281,6 +363,9 @@ TARGETS = {
 # with it off, same round, at most this, per store (the record's ``recovery_store``; the
 # database store's target is PostgreSQL's). Node's socket.io has no target: it is a reference.
 RECOVERY_COST_TARGETS = {"memory": 1.15, "redis": 1.3, "postgresql": 1.5}
+# What monitoring may cost (and what this code may cost against the baseline): channels_sio's
+# CPU per unit over channels_sio-nomon's (over the baseline's), same server, same round.
+MONITORING_COST_TARGET = 1.03
 TARGET_RSS_KB_PER_IDLE_CONN = 28.0
 # Scenario-specific columns of the tables: (title, key of the run record and of the summary).
 EXTRA_COLUMNS = {
@@ -377,9 +462,18 @@ def affinity() -> tuple[set[int] | None, set[int] | None, str]:
 
 #: Variables a server gets from its app and the run only, never from this process's
 #: environment: REDIS_URL turns the example project into a cluster member; DATABASE_URL,
-#: RECOVERY_STORE and SOCKETIO_RECOVERY choose connection state recovery and its store.
+#: RECOVERY_STORE and SOCKETIO_RECOVERY choose connection state recovery and its store;
+#: DATABASE_URL and EXAMPLE_DB the database of monitoring's registry, MONITORING whether it is on.
 NOT_INHERITED = frozenset(
-    ("REDIS_URL", "DATABASE_URL", "RECOVERY_STORE", "SOCKETIO_RECOVERY", "PYTHONASYNCIODEBUG")
+    (
+        "REDIS_URL",
+        "DATABASE_URL",
+        "EXAMPLE_DB",
+        "MONITORING",
+        "RECOVERY_STORE",
+        "SOCKETIO_RECOVERY",
+        "PYTHONASYNCIODEBUG",
+    )
 )
 
 #: uvicorn's WebSocket implementation: ``websockets-sansio`` is the one uvicorn recommends (its
@@ -408,7 +502,8 @@ class Server:
         self.env = env or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_dir / f"{app.name}-{asgi}-{self.port}.log"
+        name = "".join(c if c.isalnum() or c in "+-_.@" else "_" for c in app.name)  # a rev's /
+        self.log_path = log_dir / f"{name}-{asgi}-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.exit_code: int | None = None
         self.started = 0.0
@@ -511,8 +606,11 @@ class Server:
         return self.exit_code
 
     def log_tail(self, size: int = 3000) -> str:
+        return self.log_text()[-size:]
+
+    def log_text(self) -> str:
         try:
-            return self.log_path.read_text(errors="replace")[-size:]
+            return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
 
@@ -603,15 +701,23 @@ def run_client(
 
 
 def configs_for(
-    scenario: str, apps: Sequence[str], servers: Sequence[str]
+    scenario: str,
+    apps: Sequence[str],
+    servers: Sequence[str],
+    compare: Sequence[str] = COMPARE_SCENARIOS,
 ) -> list[tuple[str, str]]:
+    """The (app, server) pairs of one scenario, in the order of a round. ``apps`` may name a
+    baseline (``channels_sio@REV``); channels_sio's variants run in ``compare`` only."""
     chosen = []
-    for app, asgi in CONFIGS:
-        if app not in apps or (asgi not in servers and not APPS[app].node):
+    for app, asgi in ordered_configs(apps):
+        definition = app_named(app)
+        if app not in apps or (asgi not in servers and not definition.node):
             continue
-        if not APPS[app].socketio and scenario != "echo":
+        if not definition.socketio and scenario != "echo":
             continue
-        if APPS[app].recovery_of and scenario not in RECOVERY_SCENARIOS:
+        if definition.recovery_of and scenario not in RECOVERY_SCENARIOS:
+            continue
+        if definition.variant and (scenario not in compare or scenario == "cluster"):
             continue
         if scenario == "cluster" and (app not in CLUSTER_APPS or asgi != CLUSTER_ASGI):
             continue
@@ -680,6 +786,8 @@ class RecoveryDatabase:
         self.name = f"csio_bench_{os.getpid()}_{secrets.token_hex(3)}"
         self.version = ""
         self.created = False
+        #: Whether its migrations made monitoring's registry (set by create()).
+        self.has_registry = False
         self._template = workdir / "recovery-template.sqlite3"
         self._file = workdir / "recovery.sqlite3"
 
@@ -699,14 +807,27 @@ class RecoveryDatabase:
         """Create the database and migrate it (every app of settings_bench)."""
         if self.kind == "sqlite":
             self.version = f"SQLite {sqlite3.sqlite_version}"
-            self._migrate(f"sqlite:///{self._template}")
+            migrate(self.root, {"DATABASE_URL": f"sqlite:///{self._template}"})
+            self.has_registry = REGISTRY_TABLE in sqlite_tables(self._template)
             return
         with postgres(self.postgres_url) as connection:
             row = connection.execute("SHOW server_version").fetchone()
             self.version = f"PostgreSQL {row[0] if row else '?'}"
             connection.execute(f'CREATE DATABASE "{self.name}"')
         self.created = True
-        self._migrate(self.url)
+        migrate(self.root, {"DATABASE_URL": self.url})
+        with postgres(self.url) as connection:
+            row = connection.execute("SELECT to_regclass(%s)", (REGISTRY_TABLE,)).fetchone()
+            self.has_registry = bool(row and row[0])
+
+    def node_pids(self) -> set[int] | None:
+        """The process ids of the nodes in monitoring's registry; None without the registry."""
+        if not self.has_registry:
+            return None
+        if self.kind == "sqlite":
+            return sqlite_node_pids(self._file)
+        with postgres(self.url) as connection:
+            return {pid for (pid,) in connection.execute(f"SELECT pid FROM {REGISTRY_TABLE}")}
 
     def reset(self) -> None:
         """Before a measurement: no packet or session of an earlier one."""
@@ -742,28 +863,94 @@ class RecoveryDatabase:
             "dropped at the end"
         )
 
-    def _migrate(self, url: str) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
-        env.update(CHANNELS_SIO_ENV)
-        env["DATABASE_URL"] = url
-        env["PYTHONPATH"] = os.pathsep.join(str(self.root / p) for p in ("example_project", "."))
-        try:
-            proc = subprocess.run(
-                [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-                cwd=self.root / "example_project",
-                env=env,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=MIGRATE_TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise RuntimeError(
-                f"migrate on {url}: still running after {MIGRATE_TIMEOUT} s"
-            ) from None
-        if proc.returncode != 0:
-            raise RuntimeError(f"migrate on {url} failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
+
+#: Monitoring's registry: a node's row (its process id) per server process that wrote it.
+REGISTRY_TABLE = "channels_sio_node"
+
+
+def migrate(root: Path, database: dict[str, str]) -> None:
+    """``manage.py migrate`` of the example project under ``root`` (that tree's code and
+    migrations, settings_bench) on the database that ``database`` names (DATABASE_URL, or the
+    SQLite file of EXAMPLE_DB)."""
+    env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
+    env.update(CHANNELS_SIO_ENV)
+    env.update(database)
+    env["PYTHONPATH"] = os.pathsep.join(str(root / p) for p in ("example_project", "."))
+    where = " ".join(f"{k}={v}" for k, v in database.items())
+    try:
+        proc = subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+            cwd=root / "example_project",
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=MIGRATE_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"migrate on {where}: still running after {MIGRATE_TIMEOUT} s") from None
+    if proc.returncode != 0:
+        raise RuntimeError(f"migrate on {where} failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
+
+
+def _sqlite_read(path: Path, query: str) -> list[tuple[Any, ...]]:
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
+            return db.execute(query).fetchall()
+    except sqlite3.Error as exc:
+        raise RuntimeError(f"SQLite file {path}: {exc}") from exc
+
+
+def sqlite_tables(path: Path) -> set[str]:
+    return {name for (name,) in _sqlite_read(path, "SELECT name FROM sqlite_master")}
+
+
+def sqlite_node_pids(path: Path) -> set[int]:
+    """The process ids of the nodes in the registry of the SQLite file at ``path`` (none
+    without its table)."""
+    if REGISTRY_TABLE not in sqlite_tables(path):
+        return set()
+    return {pid for (pid,) in _sqlite_read(path, f"SELECT pid FROM {REGISTRY_TABLE}")}
+
+
+class MonitoringDatabase:
+    """The database of monitoring's registry for one source tree's channels_sio servers (the
+    code under test, or the baseline's): a SQLite file, migrated once, at the start, by that
+    tree's own ``manage.py`` with settings_bench, copied afresh for every measurement, and given
+    to the servers as ``EXAMPLE_DB``. The database store's rows use that store's database
+    instead (:class:`RecoveryDatabase`)."""
+
+    def __init__(self, workdir: Path, root: Path = ROOT, label: str = "monitoring") -> None:
+        self.root = root
+        self.template = workdir / f"{label}-template.sqlite3"
+        self.file = workdir / f"{label}.sqlite3"
+        #: Whether that tree's migrations made the registry (a baseline may predate it).
+        self.has_registry = False
+
+    def create(self) -> None:
+        migrate(self.root, {"EXAMPLE_DB": str(self.template)})
+        self.has_registry = REGISTRY_TABLE in sqlite_tables(self.template)
+
+    def env(self) -> dict[str, str]:
+        return {"EXAMPLE_DB": str(self.file)}
+
+    def reset(self) -> None:
+        """Before a measurement: no node or session of an earlier one."""
+        for suffix in ("-wal", "-shm", "-journal"):
+            self.file.with_name(self.file.name + suffix).unlink(missing_ok=True)
+        shutil.copyfile(self.template, self.file)
+
+    def node_pids(self) -> set[int] | None:
+        """The process ids of the nodes in the registry; None without the registry."""
+        return sqlite_node_pids(self.file) if self.has_registry else None
+
+    def describe(self) -> str:
+        registry = "with" if self.has_registry else "without"
+        return (
+            f"SQLite {sqlite3.sqlite_version} (EXAMPLE_DB), {registry} monitoring's registry: "
+            "migrated at the start with settings_bench, copied afresh for every measurement"
+        )
 
 
 @contextlib.contextmanager
@@ -827,6 +1014,39 @@ def layer_costs(app: str, record: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def check_registry(
+    record: dict[str, Any],
+    servers: Sequence[Server],
+    registry: RecoveryDatabase | MonitoringDatabase,
+    expected: bool,
+) -> None:
+    """After the servers stopped: with monitoring on (``expected``), every server process
+    wrote its node's row to the registry and none logged that monitoring is off; with it off,
+    none wrote. A row where that is not so measures something else: it fails."""
+    pids = {server.pid for server in servers}
+    written = pids & (registry.node_pids() or set())
+    record["monitoring"] = expected
+    record["registry_nodes"] = len(written)
+    if expected:
+        off = [str(server) for server in servers if MONITORING_OFF in server.log_text().lower()]
+        if written != pids or off:
+            record["ok"] = False
+            record["error"] = (
+                f"monitoring did not write its registry: {len(written)} of {len(pids)} server "
+                f"processes have a node row in {registry.describe()}"
+                + (f"; the log of {', '.join(off)} says monitoring is off" if off else "")
+            )
+    elif written:
+        record["ok"] = False
+        record["error"] = (
+            f"monitoring was to be off, yet {len(written)} server process(es) wrote a node row"
+        )
+
+
+#: What the server logs when the registry cannot be used (no tables: not migrated), lower case.
+MONITORING_OFF = "monitoring is off"
+
+
 def run_one(
     round_no: int,
     scenario: str,
@@ -839,27 +1059,35 @@ def run_one(
     redis_url: str | None = None,
     uvicorn_ws: str = UVICORN_WS[0],
     database: RecoveryDatabase | None = None,
+    registry: MonitoringDatabase | None = None,
 ) -> dict[str, Any]:
     """One measurement. The cluster scenario and the Redis store's rows use ``redis_url``'s
     database, flushed before and after; the database store's rows ``database``, reset before.
+    channels_sio's servers write monitoring's registry to the database store's database, or to
+    ``registry`` (reset before), and are checked to have written it (or not, monitoring off).
     """
     record: dict[str, Any] = {"round": round_no, "scenario": scenario, "app": app, "asgi": asgi}
-    definition = APPS[app]
+    definition = app_named(app)
     cluster_redis = (redis_url or default_redis_url()) if scenario == "cluster" else None
     store_redis = (redis_url or default_redis_url()) if definition.store == "redis" else None
     flushed = cluster_redis or store_redis
+    env = {"REDIS_URL": flushed} if flushed else {}
+    # Where monitoring writes its registry: the database store's database, or the SQLite file.
+    written: RecoveryDatabase | MonitoringDatabase | None = None
+    if definition.store == "database" and database is not None:
+        env["DATABASE_URL"] = database.url
+        written = database
+    elif definition.django and registry is not None:
+        env.update(registry.env())
+        written = registry
     servers: list[Server] = []
     if cluster_redis:
         record["workers"] = int(params["workers"])
-        env = {"REDIS_URL": cluster_redis}
         servers = [
             Server(CLUSTER_APPS[app], asgi, cores[0], log_dir, root, env, uvicorn_ws)
             for _ in range(record["workers"])
         ]
     else:
-        env = {"REDIS_URL": store_redis} if store_redis else {}
-        if definition.store == "database" and database is not None:
-            env["DATABASE_URL"] = database.url
         servers = [Server(definition, asgi, cores[0], log_dir, root, env, uvicorn_ws)]
     store = recovery_store(definition, database)
     if store:
@@ -872,6 +1100,8 @@ def run_one(
             if database is None:
                 raise RuntimeError("the database store's rows need the run's database")
             database.reset()
+        elif isinstance(written, MonitoringDatabase):
+            written.reset()
         record["server_start_s"] = round(start_servers(servers), 3)
         result = run_client(scenario, servers, params, cores[1], cluster_redis)
         result["client_scenario"] = result.pop("scenario", None)
@@ -889,6 +1119,12 @@ def run_one(
             # Leave nothing behind (the nodes' channels and group; the store's keys).
             with contextlib.suppress(RuntimeError), redis_client(flushed) as client:
                 client.flushdb()
+    if written is not None and record.get("ok"):
+        # Stopped: every node said goodbye (its row stays, marked gone).
+        try:
+            check_registry(record, servers, written, definition.monitoring and written.has_registry)
+        except RuntimeError as exc:
+            record.update(ok=False, error=f"reading the registry: {exc}")
     codes = [server.exit_code for server in servers]
     record["server_exit_code"] = next((code for code in codes if code), codes[0])
     with contextlib.suppress(OSError):
@@ -930,6 +1166,26 @@ def describe(record: dict[str, Any]) -> str:
 # What the servers run: copied at the start of a run (see snapshot()).
 SOURCE_PARTS = ("channels_sio", "example_project", "bench/__init__.py", "bench/servers")
 
+#: ``sitecustomize.py`` at the top of every copy of the code the servers import (the snapshot,
+#: the baseline), which is on their PYTHONPATH. The editable install's import hook (setuptools)
+#: finds a module of channels_sio that such a copy lacks, a newer subpackage, in the work tree;
+#: an older baseline would then run part of today's code. Without the hook, it is an ImportError.
+ISOLATION = """# Written by bench/run.py: channels_sio is imported from this source tree only.
+
+import sys
+
+sys.meta_path[:] = [
+    finder
+    for finder in sys.meta_path
+    if not str(getattr(finder, "__module__", "")).startswith("__editable___channels_sio")
+]
+"""
+
+
+def isolate(root: Path) -> None:
+    """Make the processes that import from ``root`` blind to the editable install's hook."""
+    (root / "sitecustomize.py").write_text(ISOLATION)
+
 
 def snapshot(destination: Path) -> Path:
     """Copy the code under test to ``destination``; the servers of the run import it from there,
@@ -944,6 +1200,60 @@ def snapshot(destination: Path) -> Path:
             shutil.copytree(source, target, ignore=ignore)
         else:
             shutil.copy2(source, target)
+    isolate(destination)
+    return destination
+
+
+#: What --baseline exports of its revision (channels_sio's servers need the first two).
+BASELINE_PARTS = ("channels_sio", "example_project", "bench/servers")
+GIT_TIMEOUT = 120.0
+
+
+def _git(*args: str, timeout: float = GIT_TIMEOUT) -> subprocess.CompletedProcess[bytes]:
+    """A read-only git command in the repository (it never takes the index's lock)."""
+    return subprocess.run(
+        ["git", *args],
+        cwd=ROOT,
+        env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def resolve_revision(rev: str) -> str:
+    """The full commit of ``rev`` (SystemExit if git does not know it)."""
+    try:
+        proc = _git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise SystemExit(f"--baseline {rev}: git: {exc}") from None
+    commit = proc.stdout.decode().strip()
+    if proc.returncode != 0 or not commit:
+        raise SystemExit(f"--baseline {rev}: not a commit of this repository")
+    return commit
+
+
+def export_revision(commit: str, destination: Path) -> Path:
+    """``git archive commit channels_sio example_project bench/servers | tar -x`` into
+    ``destination`` (bench/servers only if that revision has it); returns ``destination``."""
+    parts = [
+        part
+        for part in BASELINE_PARTS
+        if _git("cat-file", "-e", f"{commit}:{part}").returncode == 0
+    ]
+    if not {"channels_sio", "example_project"} <= set(parts):
+        raise RuntimeError(f"{commit} has no channels_sio/ or example_project/")
+    proc = _git("archive", "--format=tar", commit, "--", *parts)
+    if proc.returncode != 0:
+        raise RuntimeError(f"git archive {commit}: {proc.stderr.decode(errors='replace')[-2000:]}")
+    destination.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as archive:
+        if hasattr(tarfile, "data_filter"):  # Python 3.11.4+
+            archive.extractall(destination, filter="data")
+        else:  # pragma: no cover - our own repository's archive
+            archive.extractall(destination)
+    isolate(destination)
     return destination
 
 
@@ -1096,13 +1406,56 @@ def _ratio(
     }
 
 
-def _recovery_ratios(rows: list[dict[str, Any]], scenario: str) -> dict[str, Any]:
+#: What each variant of channels_sio measures, against channels_sio (App.variant).
+COMPARISONS = {"nomon": "monitoring on / off", "baseline": "this code / baseline"}
+
+
+def _variant_ratios(
+    rows: list[dict[str, Any]], configs: Sequence[tuple[str, str]]
+) -> dict[str, Any]:
+    """Per ASGI server and variant of channels_sio (monitoring off, the baseline): channels_sio's
+    CPU per unit over the variant's, same round (> 1: channels_sio costs more; at most
+    MONITORING_COST_TARGET), the throughput the variant's over channels_sio's, and in the connect
+    scenario the RSS per idle connection channels_sio's over the variant's."""
+    found: dict[str, Any] = {}
+    for app, server in configs:
+        definition = app_named(app)
+        if definition.variant is None or not any(
+            r["app"] == app and r["asgi"] == server for r in rows
+        ):
+            continue
+        throughput, cpu = _per_round(rows, server, app, "channels_sio")
+        entry: dict[str, Any] = {
+            "comparison": COMPARISONS[definition.variant],
+            "against": app,
+            **_ratio(throughput, cpu, MONITORING_COST_TARGET, at_most=True),
+        }
+        rss = []
+        for round_no in sorted({r["round"] for r in rows}):
+            pair = {
+                r["app"]: r.get("rss_kb_per_idle_conn")
+                for r in rows
+                if r["asgi"] == server and r["round"] == round_no and r.get("ok")
+            }
+            ours, theirs = pair.get("channels_sio"), pair.get(app)
+            if ours and theirs:
+                rss.append(round(ours / theirs, 3))
+        if rss:
+            entry["rss_ratio_per_round"] = rss
+            entry["rss_ratio"] = _spread(rss)
+        found.setdefault(server, {})[app] = entry
+    return found
+
+
+def _recovery_ratios(
+    rows: list[dict[str, Any]], scenario: str, configs: Sequence[tuple[str, str]] = CONFIGS
+) -> dict[str, Any]:
     """Per server (ASGI server, or Node) and app with recovery on: what recovery costs (its
     CPU per unit over the same server's with recovery off, same round; the throughput off over
     on) and, for channels_sio, the margin over python-socketio (as the other ratios)."""
     found: dict[str, Any] = {}
-    for app, server in CONFIGS:
-        definition = APPS[app]
+    for app, server in configs:
+        definition = app_named(app)
         mine = [r for r in rows if r["app"] == app and r["asgi"] == server]
         if definition.recovery_of is None or not mine:
             continue
@@ -1129,11 +1482,13 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     servers: dict[str, dict[str, Any]] = {}
     ratios: dict[str, dict[str, Any]] = {}
     recovery: dict[str, dict[str, Any]] = {}
+    monitoring: dict[str, dict[str, Any]] = {}
+    configs = ordered_configs(r["app"] for r in runs)
     scenarios = [s for s in SCENARIOS if any(r["scenario"] == s for r in runs)]
     for scenario in scenarios:
         rows = [r for r in runs if r["scenario"] == scenario]
         per_server: dict[str, Any] = {}
-        for app, asgi in CONFIGS:
+        for app, asgi in configs:
             mine = [r for r in rows if r["app"] == app and r["asgi"] == asgi]
             if not mine:
                 continue
@@ -1174,8 +1529,11 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         if per_asgi:
             ratios[scenario] = per_asgi
         if scenario in RECOVERY_SCENARIOS:
-            recovery[scenario] = _recovery_ratios(rows, scenario)
-    return {"servers": servers, "ratios": ratios, "recovery": recovery}
+            recovery[scenario] = _recovery_ratios(rows, scenario, configs)
+        variants = _variant_ratios(rows, configs)
+        if variants:
+            monitoring[scenario] = variants
+    return {"servers": servers, "ratios": ratios, "recovery": recovery, "monitoring": monitoring}
 
 
 def _fmt(value: float | None) -> str:
@@ -1254,6 +1612,30 @@ def _recovery_table(recovery: dict[str, Any]) -> list[str]:
     return out
 
 
+def _monitoring_table(monitoring: dict[str, Any]) -> list[str]:
+    out = [
+        "### channels_sio against itself: monitoring on / off, this code / baseline "
+        "(same server, same round)\n",
+        "CPU ratio: channels_sio's CPU per unit over the variant's (> 1: channels_sio costs "
+        "more). Throughput: the variant's over channels_sio's. RSS (connect): channels_sio's RSS "
+        "per idle connection over the variant's.\n",
+        "| scenario | server | comparison | against | CPU ratio per round | median | "
+        "throughput ratio | RSS ratio | target | met: per core / throughput |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for scenario, per_server in monitoring.items():
+        for server, apps in per_server.items():
+            for app, entry in apps.items():
+                out.append(
+                    f"| {scenario} | {server} | {entry['comparison']} | {app} | "
+                    f"{_rounds(entry['cpu_ratio_per_round'])} | {_median(entry['cpu_ratio'])} | "
+                    f"{_median(entry['throughput_ratio'])} | {_median(entry.get('rss_ratio'))} | "
+                    f"≤ {entry['target']} | {_verdict(entry)} |"
+                )
+    out.append("")
+    return out
+
+
 def format_tables(summary: dict[str, Any]) -> str:
     """Markdown tables: one per scenario, then the ratios."""
     out = []
@@ -1298,6 +1680,8 @@ def format_tables(summary: dict[str, Any]) -> str:
         out.append("")
     if any(summary.get("recovery", {}).values()):
         out += _recovery_table(summary["recovery"])
+    if summary.get("monitoring"):
+        out += _monitoring_table(summary["monitoring"])
     return "\n".join(out)
 
 
@@ -1356,6 +1740,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=default_postgres_url(),
         help="the PostgreSQL server where the run creates, and then drops, its database "
         "(default: CSIO_POSTGRES_URL, else postgres://postgres@127.0.0.1:5432/postgres)",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run channels_sio at git revision REV (its channels_sio, example project and "
+        "bench servers, by git archive; its own settings_bench and migrated SQLite file) as "
+        "channels_sio@REV, in the --compare-scenarios: the ratio this code / baseline",
+    )
+    parser.add_argument(
+        "--compare-scenarios",
+        nargs="+",
+        choices=[s for s in SCENARIOS if s != "cluster"],
+        default=list(COMPARE_SCENARIOS),
+        help=f"where {NOMON} and the baseline run (default: {' '.join(COMPARE_SCENARIOS)})",
     )
     parser.add_argument(
         "--no-snapshot",
@@ -1429,6 +1827,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine(),
         "snapshot": not args.no_snapshot,
     }
+    baseline_commit = resolve_revision(args.baseline) if args.baseline else None
+    apps = [*args.apps, f"{BASELINE_PREFIX}{args.baseline}"] if args.baseline else args.apps
+    plan = {
+        scenario: configs_for(scenario, apps, args.asgi, args.compare_scenarios)
+        for scenario in args.scenarios
+    }
+    planned = {app for configs in plan.values() for app, _ in configs}
+    baseline = next((app for app in planned if app_named(app).variant == "baseline"), None)
+    if args.baseline and baseline is None:
+        log(f"--baseline {args.baseline}: none of --compare-scenarios runs; nothing to compare")
+    # channels_sio's servers of the code under test, but the database store's rows: they write
+    # the registry to that store's database.
+    with_django = any(app_named(app).django for app in planned)
+    with_registry = any(
+        app_named(app).django
+        and app_named(app).variant != "baseline"
+        and app_named(app).store != "database"
+        for app in planned
+    )
     recovery_apps = [
         app
         for app in args.apps
@@ -1496,9 +1913,42 @@ def main(argv: Sequence[str] | None = None) -> int:
             except RuntimeError as exc:
                 raise SystemExit(f"the database store's rows: {exc}") from None
             meta["recovery"]["database"] = database.describe()
+        registry = baseline_root = baseline_registry = None
+        try:
+            if with_registry:
+                log("migrating the SQLite file of monitoring's registry")
+                registry = MonitoringDatabase(Path(tmp), root)
+                registry.create()
+            if with_django:
+                meta["monitoring"] = {
+                    "channels_sio": "example_project.settings_bench: monitoring on (its "
+                    f"defaults); {NOMON}: MONITORING=0",
+                    "registry": registry.describe() if registry else None,
+                    "registry_of_the_database_store": "the store's database",
+                    "compare_scenarios": args.compare_scenarios,
+                    "cost_target": MONITORING_COST_TARGET,
+                }
+            if baseline and baseline_commit:
+                log(f"exporting {args.baseline} ({baseline_commit[:12]}) and migrating its file")
+                baseline_root = export_revision(baseline_commit, Path(tmp) / "baseline")
+                baseline_registry = MonitoringDatabase(Path(tmp), baseline_root, "baseline")
+                baseline_registry.create()
+                meta["baseline"] = {
+                    "rev": args.baseline,
+                    "commit": baseline_commit,
+                    "app": baseline,
+                    "source_digest": source_digest(baseline_root),
+                    "registry": baseline_registry.describe(),
+                    # Whether its migrations made monitoring's registry: if so, its rows are
+                    # checked to have written it.
+                    "has_registry": baseline_registry.has_registry,
+                }
+        except RuntimeError as exc:
+            raise SystemExit(f"monitoring's registry: {exc}") from None
         for round_no in range(1, args.rounds + 1):
             for scenario in args.scenarios:
-                for app, asgi in configs_for(scenario, args.apps, args.asgi):
+                for app, asgi in plan[scenario]:
+                    of_baseline = app == baseline
                     record = run_one(
                         round_no,
                         scenario,
@@ -1507,10 +1957,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         params[scenario],
                         (server_cores, client_cores),
                         log_dir,
-                        root,
+                        baseline_root if of_baseline and baseline_root else root,
                         args.redis_url,
                         args.uvicorn_ws,
                         database,
+                        baseline_registry if of_baseline else registry,
                     )
                     runs.append(record)
                     log(describe(record))

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from collections.abc import Callable, Sequence
-from datetime import timedelta
-from typing import Any, TypeVar
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from django.db import connections, transaction
 from django.db.models import Max, Q, QuerySet
@@ -33,6 +32,9 @@ from .store import (
     serialized,
     unpack_buffers,
 )
+
+if TYPE_CHECKING:
+    from django.db.models import Field
 
 __all__ = ["DatabaseStore"]
 
@@ -93,6 +95,26 @@ def _packet_fields(packet: PacketRecord) -> dict[str, Any]:
         "room_names": "\n".join(rooms),
         "exclude_sid": packet.exclude_sid or "",
     }
+
+
+#: The columns of a packet's row that ``_packet_fields`` gives, in the order they are written.
+_INSERT_COLUMNS = (
+    "namespace",
+    "event",
+    "payload",
+    "attachments",
+    "rooms",
+    "except_rooms",
+    "room_names",
+    "exclude_sid",
+)
+#: Rows per INSERT: 9 values each keeps a statement under SQLite's 999 variables.
+_INSERT_CHUNK = 100
+
+
+def _returns_ids(connection: Any) -> bool:
+    """Whether statements can end with ``RETURNING`` (PostgreSQL, SQLite 3.35+, MariaDB)."""
+    return bool(connection.features.can_return_rows_from_bulk_insert)
 
 
 def _packet_record(
@@ -167,16 +189,48 @@ class DatabaseStore(RecoveryStore):
 
     def _append(self, packets: list[dict[str, Any]]) -> list[str]:
         now = timezone.now()
+        connection = connections[self.using]
+        if _returns_ids(connection):
+            return self._insert_returning(connection, packets, now)
+        # A multi-row INSERT does not give its ids here (MySQL, MariaDB < 10.5, Oracle): one
+        # INSERT each, still one transaction.
         rows = [RecoveryPacket(**fields, created=now) for fields in packets]
-        if connections[self.using].features.can_return_rows_from_bulk_insert:
-            RecoveryPacket.objects.using(self.using).bulk_create(rows)
-        else:
-            # A multi-row INSERT does not give its ids here (MySQL, MariaDB < 10.5, Oracle):
-            # one INSERT each, still one transaction.
-            with transaction.atomic(using=self.using):
-                for row in rows:
-                    row.save(using=self.using, force_insert=True)
+        with transaction.atomic(using=self.using):
+            for row in rows:
+                row.save(using=self.using, force_insert=True)
         return [str(row.pk) for row in rows]
+
+    def _insert_returning(
+        self, connection: Any, packets: list[dict[str, Any]], now: datetime
+    ) -> list[str]:
+        """One ``INSERT ... RETURNING id`` per chunk of rows, values prepared by the fields
+        themselves: a model instance per row costs several times what the database does."""
+        meta = RecoveryPacket._meta
+        fields = [cast("Field[Any, Any]", meta.get_field(name)) for name in _INSERT_COLUMNS]
+        created = cast("Field[Any, Any]", meta.get_field("created")).get_db_prep_save(
+            now, connection
+        )
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(name) for name in (*_INSERT_COLUMNS, "created"))
+        table = quote(RecoveryPacket._meta.db_table)
+        one = "(" + ", ".join(["%s"] * (len(_INSERT_COLUMNS) + 1)) + ")"
+        offsets: list[str] = []
+        with transaction.atomic(using=self.using), connection.cursor() as cursor:
+            for start in range(0, len(packets), _INSERT_CHUNK):
+                chunk = packets[start : start + _INSERT_CHUNK]
+                params: list[Any] = []
+                for row in chunk:
+                    params.extend(
+                        field.get_db_prep_save(row[field.name], connection) for field in fields
+                    )
+                    params.append(created)
+                values = ", ".join([one] * len(chunk))
+                cursor.execute(
+                    f"INSERT INTO {table} ({columns}) VALUES {values} RETURNING {quote('id')}",
+                    params,
+                )
+                offsets.extend(str(found[0]) for found in cursor.fetchall())
+        return offsets
 
     async def end(self) -> str:
         return await self._run(self._end)
@@ -259,9 +313,7 @@ class DatabaseStore(RecoveryStore):
     def _take_session(self, pid: str) -> SessionRecord | None:
         sessions = RecoverySession.objects.using(self.using)
         connection = connections[self.using]
-        if connection.vendor == "postgresql" or (
-            connection.vendor == "sqlite" and sqlite3.sqlite_version_info >= (3, 35)
-        ):
+        if _returns_ids(connection):
             # One statement, one round trip: the session is this caller's only if its DELETE
             # returned it (a restore costs a round trip for the session, one for the packets).
             quote = connection.ops.quote_name

@@ -86,6 +86,9 @@ class ServerProcess:
         # ask for one (through ``env``) get it.
         inherited = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
         env = {**inherited, "DJANGO_SETTINGS_MODULE": self.settings, **self.extra_env}
+        # Never the demo's database (example_project/db.sqlite3, which run.sh migrates): a
+        # file of this process's own, empty unless the test migrated one and said so.
+        env.setdefault("EXAMPLE_DB", str(self.log_path.with_suffix(".sqlite3")))
         # The repository root too, so test-only handler modules (tests.*) can be loaded.
         env["PYTHONPATH"] = os.pathsep.join(
             [str(EXAMPLE_DIR), str(EXAMPLE_DIR.parent), env.get("PYTHONPATH", "")]

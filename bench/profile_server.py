@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import shutil
 import signal
 import subprocess
@@ -34,8 +35,12 @@ from bench.run import (
     _live,
     _terminate,
     affinity,
+    default_postgres_url,
+    default_redis_url,
     describe,
     ensure_client,
+    recovery_database,
+    redis_client,
     run_client,
     scenario_params,
     stop_all,
@@ -78,10 +83,7 @@ def _where(frame: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    # Apps that need no service set up by the run (bench/run.py creates the database store's
-    # database and flushes the Redis store's).
-    alone = [name for name, app in APPS.items() if app.store not in ("database", "redis")]
-    parser.add_argument("--app", choices=alone, default="channels_sio")
+    parser.add_argument("--app", choices=list(APPS), default="channels_sio")
     parser.add_argument("--asgi", choices=ASGI_SERVERS, default="uvicorn")
     # One server process: the multi-process cluster scenario is not profiled here.
     single = [scenario for scenario in SCENARIOS if scenario != "cluster"]
@@ -110,15 +112,26 @@ def main() -> int:
     stacks.parent.mkdir(parents=True, exist_ok=True)
     params = scenario_params(args.preset, args.set)[args.scenario]
     try:
-        with tempfile.TemporaryDirectory(prefix="csio-profile-") as log_dir:
+        with contextlib.ExitStack() as stack:
+            log_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="csio-profile-"))
             app = APPS[args.app]
             env = {}
-            if app.django:
+            if app.store == "database":
+                # A PostgreSQL database of its own, migrated and dropped, as in run.py.
+                database = stack.enter_context(
+                    recovery_database("postgres", default_postgres_url(), Path(log_dir))
+                )
+                env["DATABASE_URL"] = database.url
+            elif app.django:
                 # Monitoring's registry needs its tables: a migrated SQLite file, as in run.py.
                 registry = MonitoringDatabase(Path(log_dir))
                 registry.create()
                 registry.reset()
                 env = registry.env()
+            if app.store == "redis":
+                env["REDIS_URL"] = default_redis_url()
+                with redis_client(env["REDIS_URL"]) as client:
+                    client.flushdb()
             server = Server(app, args.asgi, server_cores, Path(log_dir), env=env)
             try:
                 server.start()

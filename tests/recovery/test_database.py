@@ -185,6 +185,34 @@ async def test_purge_deletes_in_bounded_batches(
     assert await store.purge() == 0
 
 
+async def test_a_batch_is_one_statement_and_keeps_its_order(
+    make_store: StoreFactory, statements: list[tuple[int, str]]
+) -> None:
+    # 150 rows: past one multi-row INSERT on SQLite (100 rows), one JSON document on PostgreSQL.
+    store = make_store()
+    [start] = await store.append([packet(0)])
+    statements.clear()
+    records = [
+        PacketRecord(
+            "/chat",
+            ["tick", n, b"\x00bin" * (n % 3), {"text": "quote ' \\ \" and \u00e9"}],
+            rooms=frozenset({f"room-{n}", "all"}),
+            except_rooms=frozenset({"muted"} if n % 2 else ()),
+            exclude_sid="sender" if n % 5 == 0 else None,
+        )
+        for n in range(150)
+    ]
+    offsets = await store.append(records)
+    inserts = [sql for _, sql in statements if sql.lstrip().upper().startswith("INSERT")]
+    assert len(inserts) == (1 if connections[store.using].vendor == "postgresql" else 2)
+    assert not [sql for _, sql in statements if "SAVEPOINT" in sql.upper()]
+    assert [int(o) for o in offsets] == sorted(int(o) for o in offsets)
+    assert len(set(offsets)) == 150
+    assert await store.read_after(["/chat"], start) == list(zip(offsets, records, strict=True))
+
+
+# As on MySQL, where a multi-row INSERT gives no ids (PostgreSQL never takes this path).
+@pytest.mark.parametrize("using", ["default"], ids=["sqlite"])
 async def test_append_without_ids_from_a_multi_row_insert(
     make_store: StoreFactory,
     statements: list[tuple[int, str]],

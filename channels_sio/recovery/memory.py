@@ -67,9 +67,12 @@ class MemoryStore(RecoveryStore):
 
     async def record(self, packet: PacketRecord) -> str:
         # Nothing to wait for, so nothing to group: written at once.
-        return (await self.append((packet,)))[0]
+        return self._write((packet,))[0]
 
     async def append(self, packets: Sequence[PacketRecord]) -> list[str]:
+        return self._write(packets)
+
+    def _write(self, packets: Sequence[PacketRecord]) -> list[str]:
         now = time.time()
         offsets = []
         for packet in packets:

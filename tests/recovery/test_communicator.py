@@ -14,7 +14,7 @@ from django.core.asgi import get_asgi_application
 
 from channels_sio import Socket
 from channels_sio.asgi import get_application
-from channels_sio.recovery import ConnectionStateRecovery, MemoryStore
+from channels_sio.recovery import ConnectionStateRecovery, MemoryStore, PacketRecord
 from channels_sio.socketio import ServerConfig, SocketIOServer
 from channels_sio.testing import SocketIOCommunicator
 
@@ -134,10 +134,10 @@ class FlakyStore(MemoryStore):
 
     down = False
 
-    async def append(self, packets: Any) -> list[str]:
+    async def record(self, packet: PacketRecord) -> str:
         if self.down:
             raise ConnectionError("store unreachable")
-        return await super().append(packets)
+        return await super().record(packet)
 
 
 async def test_a_store_outage_costs_recording_not_delivery(

@@ -45,7 +45,7 @@ async def test_offsets_increase_and_reads_keep_order_and_content(make_store: Sto
     store = make_store()
     first = await store.append([packet(0)])
     records = [
-        PacketRecord("/chat", DATA, frozenset({"lobby"}), frozenset({"muted"}), "sender"),
+        PacketRecord("/chat", DATA, frozenset({"lobby", "salle:1 é"}), frozenset({"muted"}), "s:é"),
         packet(2),
         packet(3, rooms=frozenset({"a", "b"})),
     ]
@@ -94,10 +94,10 @@ async def test_concurrent_records_are_grouped_into_few_writes(
 
     store.append = counting  # type: ignore[method-assign]
     offsets = await asyncio.gather(*(store.record(packet(n)) for n in range(50)))
-    assert sum(writes) == 50
     if store_kind == "memory":
-        assert writes == [1] * 50  # nothing to wait for, so nothing to group: each at once
+        assert writes == []  # nothing to wait for, so nothing to group: each written at once
     else:
+        assert sum(writes) == 50
         assert len(writes) <= 2, writes  # the first alone at most, then the rest together
     first = await store.read_after(["/chat"], offsets[0])
     assert first is not None

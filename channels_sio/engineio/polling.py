@@ -19,6 +19,7 @@ logger = logging.getLogger("channels_sio.engineio")
 Receive = Callable[[], Coroutine[Any, Any, dict[str, Any]]]
 
 _OK = b"ok"
+_CLOSE = PacketType.CLOSE  # read per packet posted: a module name, not an enum lookup
 
 #: Packets answered per GET; the rest wait for the next poll. python-engineio's client (under
 #: python-socketio's) drops the connection on a payload of more than 16 packets
@@ -42,6 +43,7 @@ class PollingTransport(Transport):
         self._posting = False
         self._closed = False
         self._close_after_drain = False
+        self._client_closing = False
 
     @property
     def get_waiting(self) -> bool:
@@ -82,7 +84,11 @@ class PollingTransport(Transport):
             return
         self._closed = True
         session = self.session
-        if self._buffer and reason is CloseReason.FORCED_CLOSE and session is not None:
+        if self._client_closing:
+            # The client posted a CLOSE: as engine.io does, a waiting GET is answered with a
+            # noop, and nothing else is sent (the next GET finds the session gone).
+            pass
+        elif self._buffer and reason is CloseReason.FORCED_CLOSE and session is not None:
             # socket.io-client acts on a CLOSE at once but on the packets that came with it a
             # tick later, so it would miss them (a DISCONNECT, say) and reconnect. As engine.io
             # does, send the buffer first and the CLOSE with the next poll.
@@ -175,6 +181,8 @@ class PollingTransport(Transport):
             for packet in packets:
                 if not session.is_open:
                     break
+                if packet.type is _CLOSE:
+                    self._client_closing = True
                 await session.receive_packet(packet)
         finally:
             self._posting = False

@@ -19,6 +19,10 @@ CLOSE_POLICY_VIOLATION = 1008
 CLOSE_MESSAGE_TOO_BIG = 1009
 # Sent by uvicorn to every open socket when the worker shuts down.
 CLOSE_SERVICE_RESTART = 1012
+#: Close codes of a socket that broke the WebSocket protocol (a reserved bit or opcode, text that
+#: is not UTF-8, a frame over the ASGI server's limit) or failed inside the ASGI server: the
+#: session closes with ``transport error``, as engine.io's does when its ws library reports one.
+CLOSE_CODES_OF_ERRORS = frozenset({1002, 1003, 1007, 1009, 1011})
 
 _MESSAGE = str(int(PacketType.MESSAGE))
 
@@ -181,6 +185,9 @@ class WebSocketTransport(Transport):
         elif session.transport is self:
             if code == CLOSE_SERVICE_RESTART:
                 await session.close(CloseReason.SERVER_SHUTTING_DOWN)
+            elif code in CLOSE_CODES_OF_ERRORS:
+                logger.info("session %s: WebSocket closed with error code %s", session.sid, code)
+                await session.close(CloseReason.TRANSPORT_ERROR)
             else:
                 await session.close(CloseReason.TRANSPORT_CLOSE)
 

@@ -14,6 +14,15 @@ logger = logging.getLogger(__name__)
 # Close reasons of recent sessions, oldest first, so tests can see why the server closed one.
 CLOSED: dict[str, str] = {}
 _CLOSED_KEPT = 1000
+# The same for the Socket.IO server's sockets: socket id -> disconnect reason (protocol_sockets).
+SOCKETIO_DISCONNECTED: dict[str, str] = {}
+
+
+def remember(kept: dict[str, str], key: str, reason: str) -> None:
+    """Keep ``key``'s reason, and the last ``_CLOSED_KEPT`` only."""
+    kept[key] = reason
+    while len(kept) > _CLOSED_KEPT:
+        del kept[next(iter(kept))]
 
 
 @cache
@@ -27,11 +36,9 @@ def engineio_echo() -> EngineIOServer:
 
     @server.on_disconnect
     async def remember_close(session: Session, reason: CloseReason) -> None:
-        CLOSED[session.sid] = str(reason)
+        remember(CLOSED, session.sid, str(reason))
         # Also logged: the reasons given at shutdown are only observable in the process log.
         logger.info("engineio closed %s: %s", session.sid, reason)
-        while len(CLOSED) > _CLOSED_KEPT:
-            del CLOSED[next(iter(CLOSED))]
 
     return server
 
@@ -66,24 +73,34 @@ async def state(request: HttpRequest) -> JsonResponse:
             "closed": CLOSED,
             "tasks": [repr(t.get_coro()) for t in asyncio.all_tasks() if _is_ours(t)],
             "socketio": _socketio_state(),
+            "socketio_disconnected": SOCKETIO_DISCONNECTED,
         }
     )
 
 
 def _socketio_state() -> dict[str, object]:
-    """The project's Socket.IO server: its Engine.IO sessions and connected sockets."""
+    """The project's Socket.IO server: its Engine.IO sessions, clients, connected sockets, room
+    entries and acknowledgements awaited, per namespace (only the non-empty: all empty when
+    idle)."""
     from channels_sio.server import sio
 
     # sio.engine would create the engine (and read settings): only look if it exists.
     engine = sio._engine
     sockets: dict[str, list[str]] = {}
-    for nsp in sio.namespaces.values():
+    rooms: dict[str, int] = {}
+    acks: dict[str, int] = {}
+    namespaces = list(sio.namespaces.values())
+    for _, parent in sio._dynamic:
+        namespaces += parent.children.values()
+    for nsp in namespaces:
         if nsp.sockets:
             sockets[nsp.name] = sorted(nsp.sockets)
-    for _, parent in sio._dynamic:
-        for child in parent.children.values():
-            if child.sockets:
-                sockets[child.name] = sorted(child.sockets)
+        entries = sum(len(members) for members in nsp.adapter.local.index.rooms.values())
+        if entries:
+            rooms[nsp.name] = entries
+        waiting = sum(len(socket.acks) for socket in nsp.sockets.values())
+        if waiting:
+            acks[nsp.name] = waiting
     return {
         "sessions": {
             sid: {"state": s.state.value, "transport": s.transport.name}
@@ -91,4 +108,6 @@ def _socketio_state() -> dict[str, object]:
         },
         "clients": sorted(sio.clients),
         "sockets": sockets,
+        "room_entries": rooms,
+        "ack_waiters": acks,
     }

@@ -246,6 +246,10 @@ class WebSocket:
         assert frame is not None, f"socket closed: {self.ws.close_code} {self.ws.close_reason}"
         return frame
 
+    async def recv_or_closed(self) -> str | bytes | None:
+        """The next frame, or None once the server closed the socket (read it only once)."""
+        return await asyncio.wait_for(self._queue.get(), TIMEOUT)
+
     async def send(self, frame: str | bytes) -> None:
         await self.ws.send(frame)
 

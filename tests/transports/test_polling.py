@@ -21,6 +21,7 @@ from tests.support.eio import (
 from tests.support.servers import ServerProcess
 
 BAD_REQUEST = error_json(3, "Bad request")
+UNKNOWN_SID = error_json(1, "Session ID unknown")
 BINARY = bytes(range(256))
 
 
@@ -82,19 +83,27 @@ async def test_pending_get_answered_by_a_message(
         await session.send("4b", "4c")
         assert [await session.recv(), await session.recv()] == ["4b", "4c"]
         await session.close()
-        assert await session.recv() == "1"
+        assert await session.recv() == "6"
+        gone = await session.recv_any()
+        assert isinstance(gone, httpx.Response)
+        assert (gone.status_code, gone.content) == (400, UNKNOWN_SID)
     assert await close_reason(protocol_server, session.sid) == "transport close"
 
 
-async def test_client_close_answers_pending_get(
+async def test_client_close_answers_pending_get_with_a_noop(
     protocol_server: ServerProcess, client: httpx.AsyncClient
 ) -> None:
+    # engine.io 6.6 (lib/transports/polling.ts, onData and onClose): a CLOSE posted while a GET
+    # waits answers that GET with a noop, the POST with "ok", and the session is gone.
     async with polling_session(protocol_server, client) as session:
         pending = asyncio.create_task(session.get())
         await session.get_waiting()
-        await session.send("1")
+        posted = await session.post("1")
+        assert (posted.status_code, posted.text) == (200, "ok")
         response = await asyncio.wait_for(pending, TIMEOUT)
-        assert (response.status_code, response.text) == (200, "1")
+        assert (response.status_code, response.text) == (200, "6")
+        again = await session.get()
+        assert (again.status_code, again.content) == (400, UNKNOWN_SID)
     assert await close_reason(protocol_server, session.sid) == "transport close"
 
 

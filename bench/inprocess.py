@@ -5,6 +5,8 @@
     python bench/inprocess.py echo --floor --callgrind  # the harness alone
     python bench/inprocess.py echo-emit --recovery --callgrind  # echo sent back by socket.emit,
                                                         # recorded (memory store)
+    python bench/inprocess.py echo-emit --recovery redis --clients 50 --callgrind
+                                                        # recorded in Redis, 50 clients
 
 The whole ASGI application (``get_application`` with the benchmark handlers) is called the way
 an ASGI server calls it, by in-memory ``receive``/``send`` pairs: ``echo`` sends
@@ -45,7 +47,20 @@ EMIT_EVENT = '42["echo_emit",{"i":%d,"text":"hello world, this is a benchmark me
 HEADERS = [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"node"), (b"accept", b"*/*")]
 
 
-def _application(recovery: bool = False) -> Any:
+def _store(recovery: str) -> Any:
+    """The recovery store for ``--recovery``: ``memory``, or ``redis`` on ``REDIS_URL``
+    (default database 5), under a prefix of the run's own."""
+    from channels_sio.recovery import MemoryStore
+
+    if recovery == "memory":
+        return MemoryStore()
+    from channels_sio.recovery.redis import RedisStore
+
+    url = os.environ.get("INPROCESS_REDIS_URL", "redis://127.0.0.1:6379/5")
+    return RedisStore(url=url, prefix=f"csio-inprocess-{os.getpid()}", max_len=1000)
+
+
+def _application(recovery: str | None = None) -> Any:
     sys.path[:0] = [str(ROOT), str(ROOT / "example_project")]
     os.environ["DJANGO_SETTINGS_MODULE"] = "example_project.settings_bench"
     os.environ.pop("REDIS_URL", None)
@@ -53,10 +68,10 @@ def _application(recovery: bool = False) -> Any:
 
     django_app = get_asgi_application()
     from channels_sio.asgi import get_application
-    from channels_sio.recovery import ConnectionStateRecovery, MemoryStore
+    from channels_sio.recovery import ConnectionStateRecovery
     from channels_sio.socketio import ServerConfig, SocketIOServer
 
-    config = ServerConfig(recovery=ConnectionStateRecovery(MemoryStore()) if recovery else None)
+    config = ServerConfig(recovery=ConnectionStateRecovery(_store(recovery)) if recovery else None)
     server = SocketIOServer(config)
 
     @server.on("echo")
@@ -141,18 +156,25 @@ async def _echo(app: Any, count: int) -> float:
     return elapsed
 
 
-async def _echo_emit(app: Any, count: int) -> float:
+async def _echo_emit(app: Any, count: int, clients: int = 1) -> float:
     """As echo, but the server answers with ``socket.emit("echo", ...)``: recorded with
-    connection state recovery on (``--recovery``), where an acknowledgement never is."""
-    inbox, outbox, connection = await _connected(app)
+    connection state recovery on (``--recovery``), where an acknowledgement never is.
+    ``clients`` connections take turns, each waiting for its answer, as the benchmark's do:
+    the recovery store groups their concurrent writes."""
+    connected = [await _connected(app) for _ in range(clients)]
+
+    async def one(inbox: Any, outbox: Any, turns: int) -> None:
+        for i in range(turns):
+            inbox.put_nowait({"type": "websocket.receive", "text": EMIT_EVENT % i})
+            reply = await outbox.get()
+            assert reply["text"].startswith('42["echo",'), reply
+
     started = time.perf_counter()
-    for i in range(count):
-        inbox.put_nowait({"type": "websocket.receive", "text": EMIT_EVENT % i})
-        reply = await outbox.get()
-        assert reply["text"].startswith('42["echo",'), reply
+    await asyncio.gather(*(one(inbox, outbox, count // clients) for inbox, outbox, _ in connected))
     elapsed = time.perf_counter() - started
-    inbox.put_nowait({"type": "websocket.disconnect", "code": 1000})
-    await connection
+    for inbox, _, connection in connected:
+        inbox.put_nowait({"type": "websocket.disconnect", "code": 1000})
+        await connection
     return elapsed
 
 
@@ -197,18 +219,46 @@ async def _polling(app: Any, count: int) -> float:
 SCENARIOS = {"echo": _echo, "echo-emit": _echo_emit, "polling": _polling}
 
 
-def _run(scenario: str, count: int, floor: bool = False, recovery: bool = False) -> float:
+def _run(
+    scenario: str,
+    count: int,
+    floor: bool = False,
+    recovery: str | None = None,
+    clients: int = 1,
+) -> float:
     app = _floor if floor else _application(recovery)
+    run = SCENARIOS[scenario]
+    main = run(app, count, clients) if scenario == "echo-emit" else run(app, count)
     try:
-        import uvloop
+        try:
+            import uvloop
 
-        return uvloop.run(SCENARIOS[scenario](app, count))
-    except ImportError:
-        return asyncio.run(SCENARIOS[scenario](app, count))
+            return uvloop.run(main)
+        except ImportError:
+            return asyncio.run(main)
+    finally:
+        if recovery == "redis":
+            _drop_redis_keys()
+
+
+def _drop_redis_keys() -> None:
+    import redis
+
+    url = os.environ.get("INPROCESS_REDIS_URL", "redis://127.0.0.1:6379/5")
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=f"csio-inprocess-{os.getpid()}:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
 
 
 def _instructions(
-    scenario: str, count: int, out_dir: Path, floor: bool, recovery: bool = False
+    scenario: str,
+    count: int,
+    out_dir: Path,
+    floor: bool,
+    recovery: str | None = None,
+    clients: int = 1,
 ) -> int:
     out = out_dir / f"callgrind.{count}"
     subprocess.run(
@@ -221,12 +271,14 @@ def _instructions(
             scenario,
             "--count",
             str(count),
+            "--clients",
+            str(clients),
             *(["--floor"] if floor else []),
-            *(["--recovery"] if recovery else []),
+            *(["--recovery", recovery] if recovery else []),
         ],
         check=True,
         capture_output=True,
-        timeout=600,
+        timeout=900,
     )
     totals = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE)
     assert totals is not None, f"no totals in {out}"
@@ -247,23 +299,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--recovery",
-        action="store_true",
-        help="connection state recovery on, with the memory store",
+        nargs="?",
+        const="memory",
+        choices=["memory", "redis"],
+        help="connection state recovery on, with this store (default memory; redis: "
+        "INPROCESS_REDIS_URL, default redis://127.0.0.1:6379/5)",
+    )
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=1,
+        help="echo-emit: connections taking turns, each waiting for its answer (default 1)",
     )
     args = parser.parse_args(argv)
     if args.floor and args.scenario != "echo":
         parser.error("--floor is for the echo scenario")
+    if args.clients != 1 and args.scenario != "echo-emit":
+        parser.error("--clients is for the echo-emit scenario")
     if args.callgrind:
         if shutil.which("valgrind") is None:
             parser.error("--callgrind needs valgrind (Debian: apt-get install valgrind)")
         base = args.count or 500
         with tempfile.TemporaryDirectory(prefix="csio-callgrind-") as tmp:
-            low = _instructions(args.scenario, base, Path(tmp), args.floor, args.recovery)
-            high = _instructions(args.scenario, base * 6, Path(tmp), args.floor, args.recovery)
+            low, high = (
+                _instructions(args.scenario, n, Path(tmp), args.floor, args.recovery, args.clients)
+                for n in (base, base * 6)
+            )
         print(f"{args.scenario}: {(high - low) / (base * 5):,.0f} instructions per round trip")
         return 0
     count = args.count or 20000
-    elapsed = _run(args.scenario, count, args.floor, args.recovery)
+    elapsed = _run(args.scenario, count, args.floor, args.recovery, args.clients)
     print(f"{args.scenario}: {1e6 * elapsed / count:.1f} µs wall per round trip ({count})")
     return 0
 

@@ -9,6 +9,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
 
 from ..engineio import CloseReason
@@ -48,7 +49,8 @@ class ConnectionStateRecovery:
         self._store_source = store
         self._store: RecoveryStore | None = store if isinstance(store, RecoveryStore) else None
         self._skip_middlewares = skip_middlewares
-        self._failing = False
+        #: Whether the last store call failed.
+        self.failing = False
 
     @property
     def skip_middlewares(self) -> bool:
@@ -71,8 +73,8 @@ class ConnectionStateRecovery:
 
     def failed(self, what: str) -> None:
         """A store call failed: log it once until one succeeds again (not once per packet)."""
-        if not self._failing:
-            self._failing = True
+        if not self.failing:
+            self.failing = True
             logger.error(
                 "connection state recovery: %s failed; packets go out unrecorded until the "
                 "store answers again",
@@ -80,14 +82,9 @@ class ConnectionStateRecovery:
                 exc_info=True,
             )
 
-    @property
-    def failing(self) -> bool:
-        """Whether the last store call failed."""
-        return self._failing
-
     def succeeded(self) -> None:
-        if self._failing:
-            self._failing = False
+        if self.failing:
+            self.failing = False
             logger.warning("connection state recovery: the store answers again")
 
 
@@ -209,19 +206,17 @@ class RecoveryAdapter(Adapter):
         if flags.volatile or packet.id is not None:
             return None
         data: list[Any] = packet.data
+        # Serialized here, once: arguments JSON cannot hold raise in the emitting code, as
+        # they do without recovery, rather than failing the store's grouped write; and the
+        # wire's JSON is made from it.
+        dumped = dump_data(data)
         entry = PacketRecord(
-            namespace=self.key,
-            data=list(data),
-            rooms=flags.rooms,
-            except_rooms=flags.except_rooms,
-            exclude_sid=flags.exclude_sid,
-            # Serialized here, once: arguments JSON cannot hold raise in the emitting code, as
-            # they do without recovery, rather than failing the store's grouped write.
-            dumped=dump_data(data),
+            self.key, list(data), flags.rooms, flags.except_rooms, flags.exclude_sid, dumped
         )
         recovery = self.recovery
         try:
-            offset = await recovery.store.record(entry)
+            written = recovery.store.record(entry)
+            offset = written if isinstance(written, str) else await written
         except Exception:
             # The packet still goes out: live sockets must not pay for a store outage.
             recovery.failed("recording a packet")
@@ -229,7 +224,10 @@ class RecoveryAdapter(Adapter):
         if recovery.failing:
             recovery.succeeded()
         data.append(offset)
-        self._local.advance(offset)
+        # The offset goes in before the closing bracket.
+        text, buffers = dumped
+        packet.dumped = (f"{text[:-1]},{encode_basestring(offset)}]", buffers)
+        self._local._head = offset
         return offset
 
     # -- sessions -------------------------------------------------------------------------

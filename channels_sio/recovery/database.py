@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
+from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from django.db import connections, transaction
@@ -24,11 +25,13 @@ from django.utils import timezone
 from ..dbthread import DatabaseThread
 from ..models import RecoveryPacket, RecoverySession
 from ..socketio.adapter import SessionRecord
+from ..socketio.packet import dump_json
 from .store import (
     KeptSession,
     LoggedPacket,
     PacketRecord,
     RecoveryStore,
+    SetMemo,
     load_data,
     pack_buffers,
     serialized,
@@ -97,6 +100,29 @@ def _packet_fields(packet: PacketRecord) -> dict[str, Any]:
         "room_names": "\n".join(rooms),
         "exclude_sid": packet.exclude_sid or "",
     }
+
+
+def _room_columns(rooms: frozenset[str]) -> tuple[str, str]:
+    """A room set as the PostgreSQL document holds it: the JSON list, and the names one per
+    line as a JSON string (``room_names``)."""
+    ordered = sorted(rooms)
+    return dump_json(ordered)[0], encode_basestring("\n".join(ordered))
+
+
+def _document_row(packet: PacketRecord, room_columns: SetMemo[tuple[str, str]]) -> str:
+    """A packet's row but its creation time as a JSON array, in ``_INSERT_COLUMNS``'s order:
+    made on the event loop (where the application may change the objects it emitted), as
+    text, without a dict or a JSON encoder call per row."""
+    text, buffers = serialized(packet)
+    first = packet.data[0] if packet.data else ""
+    rooms, names = room_columns(packet.rooms)
+    except_rooms = room_columns(packet.except_rooms)[0]
+    return (
+        f"[{encode_basestring(packet.namespace)},"
+        f"{encode_basestring(first if isinstance(first, str) else '')},"
+        f'{encode_basestring(text)},"{base64.b64encode(pack_buffers(buffers)).decode()}",'
+        f"{rooms},{except_rooms},{names},{encode_basestring(packet.exclude_sid or '')}]"
+    )
 
 
 #: The columns of a packet's row that ``_packet_fields`` gives, in the order they are written.
@@ -177,6 +203,9 @@ class DatabaseStore(RecoveryStore):
         self.using = using
         self.purge_batch = purge_batch
         self._thread = DatabaseThread(using, "channels-sio-recovery")
+        #: Whether ``using`` is PostgreSQL, known at the first append.
+        self._postgresql: bool | None = None
+        self._room_columns = SetMemo(_room_columns)
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         return await self._thread.run(function, *args)
@@ -190,13 +219,17 @@ class DatabaseStore(RecoveryStore):
     # -- the packet log -------------------------------------------------------------------
 
     async def append(self, packets: Sequence[PacketRecord]) -> list[str]:
+        if self._postgresql is None:
+            self._postgresql = connections[self.using].vendor == "postgresql"
+        if self._postgresql:
+            room_columns = self._room_columns
+            rows = ",".join([_document_row(packet, room_columns) for packet in packets])
+            return await self._run(self._insert_document, f"[{rows}]", len(packets))
         return await self._run(self._append, [_packet_fields(packet) for packet in packets])
 
     def _append(self, packets: list[dict[str, Any]]) -> list[str]:
         now = timezone.now()
         connection = connections[self.using]
-        if connection.vendor == "postgresql":
-            return self._insert_document(connection, packets, now)
         if _returns_ids(connection):
             return self._insert_returning(connection, packets, now)
         # A multi-row INSERT does not give its ids here (MySQL, MariaDB < 10.5, Oracle): one
@@ -207,25 +240,13 @@ class DatabaseStore(RecoveryStore):
                 row.save(using=self.using, force_insert=True)
         return [str(row.pk) for row in rows]
 
-    def _insert_document(
-        self, connection: Any, packets: list[dict[str, Any]], now: datetime
-    ) -> list[str]:
-        """PostgreSQL: the batch as one JSON document that the server unpacks into rows, in one
-        statement (atomic by itself: no BEGIN and COMMIT round trips). psycopg dumps a
-        parameter, or an array element, for several microseconds each, more than the server
-        takes to insert it; one JSON text is one dump, whatever the batch."""
-        document = json.dumps(
-            [
-                [
-                    base64.b64encode(packet[name]).decode("ascii")
-                    if name in _BINARY_COLUMNS
-                    else packet[name]
-                    for name in _INSERT_COLUMNS
-                ]
-                for packet in packets
-            ],
-            separators=(",", ":"),
-        )
+    def _insert_document(self, document: str, count: int) -> list[str]:
+        """PostgreSQL: the batch as one JSON document (rows made by ``_document_row``) that
+        the server unpacks into rows, in one statement (atomic by itself: no BEGIN and COMMIT
+        round trips). psycopg dumps a parameter, or an array element, for several
+        microseconds each, more than the server takes to insert it; one JSON text is one
+        dump, whatever the batch."""
+        connection = connections[self.using]
         quote = connection.ops.quote_name
         values = ", ".join(
             f"decode(e->>{index}, 'base64')"
@@ -241,9 +262,11 @@ class DatabaseStore(RecoveryStore):
                 f"INSERT INTO {quote(RecoveryPacket._meta.db_table)} ({columns}) "
                 f"SELECT {values}, %s FROM json_array_elements(%s::json) WITH ORDINALITY "
                 f"AS d(e, n) ORDER BY n RETURNING {quote('id')}",
-                [now, document],
+                [timezone.now(), document],
             )
-            return [str(found[0]) for found in cursor.fetchall()]
+            offsets = [str(found[0]) for found in cursor.fetchall()]
+        assert len(offsets) == count, f"{count} packets written, {len(offsets)} ids returned"
+        return offsets
 
     def _insert_returning(
         self, connection: Any, packets: list[dict[str, Any]], now: datetime

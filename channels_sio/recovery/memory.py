@@ -10,7 +10,14 @@ from dataclasses import replace
 from typing import Any
 
 from ..socketio.adapter import SessionRecord
-from .store import KeptSession, LoggedPacket, PacketRecord, RecoveryStore, load_data, serialized
+from .store import (
+    KeptSession,
+    LoggedPacket,
+    PacketRecord,
+    RecoveryStore,
+    load_data,
+    serialized,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -19,19 +26,6 @@ __all__ = ["MemoryStore"]
 #: tuples of strings (text, attachments, rooms, except-rooms, excluded sid). Tuples of atomic
 #: values leave the garbage collector's tracking: ten thousand of them cost no collection.
 _Entry = tuple[int, float, str, tuple[bytes, ...], tuple[str, ...], tuple[str, ...], str | None]
-
-
-def _entry(offset: int, created: float, packet: PacketRecord) -> _Entry:
-    text, buffers = serialized(packet)
-    return (
-        offset,
-        created,
-        text,
-        tuple(buffers),
-        tuple(packet.rooms),
-        tuple(packet.except_rooms),
-        packet.exclude_sid,
-    )
 
 
 def _packet(namespace: str, entry: _Entry) -> PacketRecord:
@@ -65,28 +59,43 @@ class MemoryStore(RecoveryStore):
         self._sessions: dict[str, tuple[SessionRecord, float]] = {}  # pid -> (session, expiry)
         self._purged_at = 0.0
 
-    async def record(self, packet: PacketRecord) -> str:
+    def record(self, packet: PacketRecord) -> str:
         # Nothing to wait for, so nothing to group: written at once.
-        return self._write((packet,))[0]
-
-    async def append(self, packets: Sequence[PacketRecord]) -> list[str]:
-        return self._write(packets)
-
-    def _write(self, packets: Sequence[PacketRecord]) -> list[str]:
         now = time.time()
-        offsets = []
-        for packet in packets:
-            self._last += 1
-            log = self._log.setdefault(packet.namespace, deque())
-            # Kept serialized: what was sent, whatever the application does to its objects after.
-            log.append(_entry(self._last, now, packet))
-            if len(log) > self.max_packets:
-                removed = log.popleft()
-                self._capped[packet.namespace] = (removed[0], removed[1])
-            offsets.append(str(self._last))
+        offset = self._write(packet, now)
         if now - self._purged_at > 1.0:  # at most once a second, not once per packet
             self._purge_packets(now)
+        return offset
+
+    async def append(self, packets: Sequence[PacketRecord]) -> list[str]:
+        now = time.time()
+        offsets = [self._write(packet, now) for packet in packets]
+        if now - self._purged_at > 1.0:
+            self._purge_packets(now)
         return offsets
+
+    def _write(self, packet: PacketRecord, now: float) -> str:
+        self._last = offset = self._last + 1
+        log = self._log.get(packet.namespace)
+        if log is None:
+            log = self._log[packet.namespace] = deque()
+        # Kept serialized: what was sent, whatever the application does to its objects after.
+        text, buffers = serialized(packet)
+        log.append(
+            (
+                offset,
+                now,
+                text,
+                tuple(buffers),
+                tuple(packet.rooms),
+                tuple(packet.except_rooms),
+                packet.exclude_sid,
+            )
+        )
+        if len(log) > self.max_packets:
+            removed = log.popleft()
+            self._capped[packet.namespace] = (removed[0], removed[1])
+        return str(offset)
 
     async def end(self) -> str:
         return str(self._last)

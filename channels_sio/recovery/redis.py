@@ -37,11 +37,13 @@ from redis.backoff import NoBackoff
 
 from ..socketio.adapter import SessionRecord
 from ..socketio.packet import dump_json
+from .resp import RedisLink, Script
 from .store import (
     KeptSession,
     LoggedPacket,
     PacketRecord,
     RecoveryStore,
+    SetMemo,
     load_data,
     pack_buffers,
     serialized,
@@ -52,8 +54,8 @@ __all__ = ["RedisStore"]
 
 # KEYS: the last ID (hash), the set of namespaces, then the streams the batch writes to.
 # ARGV: max_len, the entry count, the streams' namespaces (in the order of KEYS), then the
-# entries in one argument (one string to send, not one per field: redis-py's encoding of an
-# argument costs more than Redis's work on it): per entry, its stream's index in KEYS, its field
+# entries in one argument (one string to send, not one per field: encoding an argument in
+# Python costs more than Redis's work on it): per entry, its stream's index in KEYS, its field
 # count, its fields and values, each as "<length>:<bytes>". The script adds ``p``, the ID of the
 # entry before (0-0 for none).
 # Lua numbers are doubles: string.format('%d') keeps milliseconds from turning into 1.7e+12.
@@ -108,6 +110,9 @@ for i = 2, #KEYS do
 end
 """
 
+_APPEND_SCRIPT = Script(_APPEND)
+_SAVE_SCRIPT = Script(_SAVE)
+
 _OFFSET = re.compile(r"([0-9]+)-([0-9]+)")
 _ID_PART_MAX = 2**64 - 1
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
@@ -133,18 +138,29 @@ def _id(raw: bytes) -> StreamId:
     return int(ms), int(n)
 
 
-def _fields(packet: PacketRecord) -> list[bytes]:
+def _netstring(name: bytes, value: bytes) -> bytes:
+    """A field and its value as the append script reads them."""
+    return b"%d:%b%d:%b" % (len(name), name, len(value), value)
+
+
+def _room_list(rooms: frozenset[str]) -> bytes:
+    return dump_json(sorted(rooms))[0].encode()
+
+
+def _entry(stream: int, packet: PacketRecord, room_lists: SetMemo[bytes]) -> bytes:
+    """One entry of the append script's blob: its stream's index in KEYS, its field count,
+    then its fields and values."""
     text, buffers = serialized(packet)
-    fields = [b"d", text.encode()]
+    fields = [_netstring(b"d", text.encode())]
     if buffers:
-        fields += [b"b", pack_buffers(buffers)]
+        fields.append(_netstring(b"b", pack_buffers(buffers)))
     if packet.rooms:
-        fields += [b"r", dump_json(sorted(packet.rooms))[0].encode()]
+        fields.append(_netstring(b"r", room_lists(packet.rooms)))
     if packet.except_rooms:
-        fields += [b"x", dump_json(sorted(packet.except_rooms))[0].encode()]
+        fields.append(_netstring(b"x", room_lists(packet.except_rooms)))
     if packet.exclude_sid is not None:
-        fields += [b"s", packet.exclude_sid.encode()]
-    return fields
+        fields.append(_netstring(b"s", packet.exclude_sid.encode()))
+    return _netstring(b"%d" % stream, b"%d" % (2 * len(fields))) + b"".join(fields)
 
 
 def _record(namespace: str, fields: dict[bytes, bytes]) -> PacketRecord:
@@ -193,7 +209,8 @@ def _text(value: bytes | str) -> str:
 
 
 class _Link:
-    """The store's client on one event loop, with its scripts.
+    """The store's clients on one event loop: the grouped writes (appending, saving) on a
+    lean connection of their own (:mod:`.resp`), everything else on redis-py's client.
 
     It closes when its loop finalizes its async generators (``asyncio.run`` and asgiref's
     ``async_to_sync`` do, as they end), through one started on that loop: the client of a
@@ -209,8 +226,7 @@ class _Link:
         self.client = Redis.from_url(
             url, socket_timeout=5, socket_connect_timeout=5, retry=Retry(NoBackoff(), 0)
         )
-        self.append = self.client.register_script(_APPEND)
-        self.save = self.client.register_script(_SAVE)
+        self.writes = RedisLink(url, timeout=5)
         self._forget = forget
         self._closer = self._close_at_end()
 
@@ -227,6 +243,7 @@ class _Link:
             yield
         finally:
             self._forget(self)
+            await self.writes.close()
             await self.client.aclose()
 
 
@@ -259,6 +276,7 @@ class RedisStore(RecoveryStore):
         # A redis.asyncio client belongs to the loop it was made on. Not weak references:
         # a started async generator holds its loop; a link leaves when its loop shuts down.
         self._links: dict[asyncio.AbstractEventLoop, _Link] = {}
+        self._room_lists = SetMemo(_room_list)
 
     def _log_key(self, namespace: str) -> str:
         return f"{self.prefix}:log:{namespace}"
@@ -283,16 +301,18 @@ class RedisStore(RecoveryStore):
         if not packets:
             return []
         streams: dict[str, int] = {}  # namespace -> its stream's index in KEYS (from 1)
-        parts: list[bytes] = []
-        for packet in packets:
-            index = streams.setdefault(packet.namespace, len(streams) + 3)
-            fields = _fields(packet)
-            for token in (b"%d" % index, b"%d" % len(fields), *fields):
-                parts += (b"%d:" % len(token), token)
+        room_lists = self._room_lists
+        blob = b"".join(
+            [
+                _entry(streams.setdefault(packet.namespace, len(streams) + 3), packet, room_lists)
+                for packet in packets
+            ]
+        )
         link = await self._link()
-        ids: list[bytes] = await link.append(
-            keys=[self._last_key, self._namespaces_key, *map(self._log_key, streams)],
-            args=[self.max_len, len(packets), *streams, b"".join(parts)],
+        ids: list[bytes] = await link.writes.evalsha(
+            _APPEND_SCRIPT,
+            [self._last_key, self._namespaces_key, *map(self._log_key, streams)],
+            [self.max_len, len(packets), *streams, blob],
         )
         return [id_.decode() for id_ in ids]
 
@@ -339,8 +359,8 @@ class RedisStore(RecoveryStore):
             position = "" if session.position is None else json.dumps(session.position)
             args += [position, _session_body(session)]
         link = await self._link()
-        await link.save(
-            keys=[self._last_key, *(self._session_key(s.pid) for s in sessions)], args=args
+        await link.writes.evalsha(
+            _SAVE_SCRIPT, [self._last_key, *(self._session_key(s.pid) for s in sessions)], args
         )
 
     async def take_session(self, pid: str) -> SessionRecord | None:

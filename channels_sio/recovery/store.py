@@ -36,6 +36,7 @@ __all__ = [
     "LoggedPacket",
     "PacketRecord",
     "RecoveryStore",
+    "SetMemo",
     "WriteGroup",
     "dump_data",
     "load_data",
@@ -92,9 +93,9 @@ class KeptSession:
     expires: float
 
 
-def dump_data(data: list[Any]) -> tuple[str, list[bytes]]:
-    """A packet's data as JSON text, bytes replaced by attachment placeholders, and the bytes."""
-    return dump_json(data)
+#: A packet's data as JSON text, bytes replaced by attachment placeholders, and the bytes
+#: (:func:`~channels_sio.socketio.packet.dump_json`, named for the stores).
+dump_data = dump_json
 
 
 def serialized(packet: PacketRecord) -> tuple[str, list[bytes]]:
@@ -106,6 +107,24 @@ def load_data(text: str, buffers: list[bytes]) -> list[Any]:
     """The inverse of :func:`dump_data`."""
     data: list[Any] = join_binary(json.loads(text), buffers)
     return data
+
+
+class SetMemo(Generic[T]):
+    """What ``make`` gives for a room set, made once per set: the same few sets (a socket's
+    own room, a chat's room) come with most packets. Bounded: cleared when full."""
+
+    def __init__(self, make: Callable[[frozenset[str]], T], size: int = 4096) -> None:
+        self._make = make
+        self._size = size
+        self._made: dict[frozenset[str], T] = {}
+
+    def __call__(self, rooms: frozenset[str]) -> T:
+        made = self._made.get(rooms)
+        if made is None:
+            if len(self._made) >= self._size:
+                self._made.clear()
+            made = self._made[rooms] = self._make(rooms)
+        return made
 
 
 _LENGTH = struct.Struct(">I")
@@ -221,10 +240,11 @@ class RecoveryStore(ABC):
         """How long packets and sessions are kept, in seconds."""
         return self.max_disconnection_duration / 1000
 
-    async def record(self, packet: PacketRecord) -> str:
-        """Append one packet, grouped with concurrent calls; its offset."""
+    def record(self, packet: PacketRecord) -> str | Awaitable[str]:
+        """Append one packet, grouped with concurrent calls; its offset, or an awaitable of it
+        (a store that writes at once gives the offset: one coroutine less per packet)."""
         self._purge_in_background()
-        return await self._writes_here().packets.add(packet)
+        return self._writes_here().packets.add(packet)
 
     async def save_session(self, session: SessionRecord) -> None:
         """Keep one session, grouped with concurrent calls."""

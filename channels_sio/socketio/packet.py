@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
@@ -123,12 +123,17 @@ class SocketIOParseError(ValueError):
 
 @dataclass(slots=True)
 class Packet:
-    """One Socket.IO packet. ``data`` is the decoded JSON (bytes restored in place)."""
+    """One Socket.IO packet. ``data`` is the decoded JSON (bytes restored in place).
+
+    ``dumped`` is ``data`` as :func:`dump_json` gives it, when it was made already (connection
+    state recovery serializes a packet to record it): :func:`encode` uses it as is.
+    """
 
     type: PacketType
     namespace: str = "/"
     data: Any = None
     id: int | None = None
+    dumped: tuple[str, list[bytes]] | None = field(default=None, compare=False, repr=False)
 
 
 def validate_event_name(event: Any) -> None:
@@ -171,7 +176,11 @@ def encode(packet: Packet) -> list[str | bytes]:
     data = packet.data
     buffers: list[bytes] = []
     body = ""
-    if data is not None:
+    if packet.dumped is not None:
+        body, buffers = packet.dumped
+        if buffers:
+            kind = PacketType.BINARY_EVENT if kind is PacketType.EVENT else PacketType.BINARY_ACK
+    elif data is not None:
         try:
             body = _dumps(data)
         except _BinaryFound:

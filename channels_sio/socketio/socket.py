@@ -190,18 +190,6 @@ class Socket:
         elif self.state is SocketState.CONNECTED:
             await self.client.send(packet)
 
-    async def _emit_recorded(self, packet: Packet) -> None:
-        """With recovery on, an EVENT with no acknowledgement is recorded by the adapter, as
-        sent to this socket's own room (as socket.io does), and given its offset; then it goes
-        straight to this socket, the only one that room holds."""
-        if self.state is SocketState.DISCONNECTED:
-            return
-        flags = self._own_room
-        if flags is None or flags.rooms != {self.id}:  # made once (its id changes on recovery)
-            flags = self._own_room = BroadcastFlags(rooms=frozenset((self.id,)), local=True)
-        await self.nsp.adapter.record(packet, flags)
-        await self._send(packet)
-
     async def emit(
         self, event: str, *args: Any, callback: Callable[..., Any] | None = None
     ) -> None:
@@ -209,7 +197,16 @@ class Socket:
         validate_event_name(event)
         packet = Packet(PacketType.EVENT, self.nsp.name, [event, *args])
         if callback is None and self.pid is not None:
-            await self._emit_recorded(packet)
+            # With recovery on, recorded by the adapter as sent to this socket's own room (as
+            # socket.io does), and given its offset; then it goes straight to this socket, the
+            # only one that room holds.
+            if self.state is SocketState.DISCONNECTED:
+                return
+            flags = self._own_room
+            if flags is None or self.id not in flags.rooms:  # its id changes on recovery
+                flags = self._own_room = BroadcastFlags(rooms=frozenset((self.id,)), local=True)
+            await self.nsp.adapter.record(packet, flags)
+            await self._send(packet)
             return
         if callback is not None:
             packet.id = self.nsp.next_ack_id()

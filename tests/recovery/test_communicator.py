@@ -134,10 +134,10 @@ class FlakyStore(MemoryStore):
 
     down = False
 
-    async def record(self, packet: PacketRecord) -> str:
+    def record(self, packet: PacketRecord) -> str:
         if self.down:
             raise ConnectionError("store unreachable")
-        return await super().record(packet)
+        return super().record(packet)
 
 
 async def test_a_store_outage_costs_recording_not_delivery(

@@ -19,7 +19,7 @@ from asgiref.sync import async_to_sync
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 
-from channels_sio.recovery import PacketRecord
+from channels_sio.recovery import PacketRecord, resp
 from channels_sio.recovery.redis import RedisStore
 from channels_sio.socketio.adapter import SessionRecord
 
@@ -365,7 +365,8 @@ async def test_browsing_sessions_keeps_to_the_prefix_even_with_glob_characters(
 
 @pytest.fixture
 def sends(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts what redis-py sends: one per round trip (a pipeline goes as one send)."""
+    """Counts what redis-py and the store's write connection send: one per round trip (a
+    pipeline goes as one send)."""
     sent: list[int] = []
     send = AbstractConnection.send_packed_command
 
@@ -373,15 +374,22 @@ def sends(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         sent.append(1)
         await send(self, *args, **kwargs)
 
+    def counting_link(self: resp._Protocol, command: bytes) -> asyncio.Future[Any]:
+        sent.append(1)
+        return link_send(self, command)
+
+    link_send = resp._Protocol.send
     monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    monkeypatch.setattr(resp._Protocol, "send", counting_link)
     return sent
 
 
 async def test_each_call_is_one_round_trip(make: StoreMaker, sends: list[int]) -> None:
     store = make()
-    # Connected, with both scripts loaded.
+    # Both connections made, with both scripts loaded.
     [first] = await store.append([packet(0)])
     await store.save_sessions([session()])
+    await store.end()
     calls: dict[str, Callable[[], Awaitable[object]]] = {
         "append": lambda: store.append([packet(n, f"/{n % 3}") for n in range(30)]),
         "read_after": lambda: store.read_after(["/0", "/1", "/2", "/chat"], first),

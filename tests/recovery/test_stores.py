@@ -27,6 +27,12 @@ def packet(n: int = 0, namespace: str = "/chat", **fields: Any) -> PacketRecord:
     return PacketRecord(namespace=namespace, data=["tick", n], **fields)
 
 
+async def recorded(store: RecoveryStore, record: PacketRecord) -> str:
+    """``store.record``'s offset, given at once (the memory store) or awaited."""
+    written = store.record(record)
+    return written if isinstance(written, str) else await written
+
+
 def session(pid: str = "pid-1", **fields: Any) -> SessionRecord:
     values: dict[str, Any] = {
         "pid": pid,
@@ -93,7 +99,7 @@ async def test_concurrent_records_are_grouped_into_few_writes(
         return await append(packets)
 
     store.append = counting  # type: ignore[method-assign]
-    offsets = await asyncio.gather(*(store.record(packet(n)) for n in range(50)))
+    offsets = await asyncio.gather(*(recorded(store, packet(n)) for n in range(50)))
     if store_kind == "memory":
         assert writes == []  # nothing to wait for, so nothing to group: each written at once
     else:
@@ -199,9 +205,7 @@ async def test_a_restarted_process_reads_what_the_other_wrote(make_store: StoreF
 async def test_two_processes_append_at_once(make_store: StoreFactory) -> None:
     one, two = make_store(), make_store()
     [start] = await one.append([packet(-1)])
-    written = await asyncio.gather(
-        *(store.record(packet(n)) for n in range(40) for store in ((one, two)[n % 2],))
-    )
+    written = await asyncio.gather(*(recorded((one, two)[n % 2], packet(n)) for n in range(40)))
     assert len(set(written)) == 40
     got = await one.read_after(["/chat"], start)
     assert got is not None

@@ -138,29 +138,31 @@ def _id(raw: bytes) -> StreamId:
     return int(ms), int(n)
 
 
-def _netstring(name: bytes, value: bytes) -> bytes:
-    """A field and its value as the append script reads them."""
-    return b"%d:%b%d:%b" % (len(name), name, len(value), value)
-
-
 def _room_list(rooms: frozenset[str]) -> bytes:
-    return dump_json(sorted(rooms))[0].encode()
+    """A room set as an entry's value: its JSON list, with the length before it."""
+    room_list = dump_json(sorted(rooms))[0].encode()
+    return b"%d:%b" % (len(room_list), room_list)
 
 
 def _entry(stream: int, packet: PacketRecord, room_lists: SetMemo[bytes]) -> bytes:
     """One entry of the append script's blob: its stream's index in KEYS, its field count,
-    then its fields and values."""
+    then its fields and values, each as "<length>:<bytes>" (written out here rather than by a
+    function per field: this runs for every packet recorded)."""
     text, buffers = serialized(packet)
-    fields = [_netstring(b"d", text.encode())]
+    data = text.encode()
+    fields = [b"1:d%d:%b" % (len(data), data)]
     if buffers:
-        fields.append(_netstring(b"b", pack_buffers(buffers)))
+        packed = pack_buffers(buffers)
+        fields.append(b"1:b%d:%b" % (len(packed), packed))
     if packet.rooms:
-        fields.append(_netstring(b"r", room_lists(packet.rooms)))
+        fields.append(b"1:r" + room_lists(packet.rooms))
     if packet.except_rooms:
-        fields.append(_netstring(b"x", room_lists(packet.except_rooms)))
+        fields.append(b"1:x" + room_lists(packet.except_rooms))
     if packet.exclude_sid is not None:
-        fields.append(_netstring(b"s", packet.exclude_sid.encode()))
-    return _netstring(b"%d" % stream, b"%d" % (2 * len(fields))) + b"".join(fields)
+        sid = packet.exclude_sid.encode()
+        fields.append(b"1:s%d:%b" % (len(sid), sid))
+    index, count = b"%d" % stream, b"%d" % (2 * len(fields))
+    return b"%d:%b%d:%b" % (len(index), index, len(count), count) + b"".join(fields)
 
 
 def _record(namespace: str, fields: dict[bytes, bytes]) -> PacketRecord:

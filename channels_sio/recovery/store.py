@@ -154,18 +154,21 @@ class WriteGroup(Generic[T, R]):
     The writing task is the group's own; :meth:`close` lets it finish.
     """
 
-    def __init__(self, write: Callable[[list[T]], Awaitable[list[R]]]) -> None:
+    def __init__(
+        self, write: Callable[[list[T]], Awaitable[list[R]]], loop: asyncio.AbstractEventLoop
+    ) -> None:
         self._write = write
+        self._loop = loop
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._task: asyncio.Task[None] | None = None
 
     def add(self, item: T) -> asyncio.Future[R]:
-        """Queue ``item``; the future gets its result (or the write's error)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[R] = loop.create_future()
+        """Queue ``item``; the future gets its result (or the write's error). Called on the
+        loop the group was made on."""
+        future: asyncio.Future[R] = self._loop.create_future()
         self._pending.append((item, future))
         if self._task is None:
-            self._task = loop.create_task(self._flush())
+            self._task = self._loop.create_task(self._flush())
         return future
 
     async def _flush(self) -> None:
@@ -243,8 +246,13 @@ class RecoveryStore(ABC):
     def record(self, packet: PacketRecord) -> str | Awaitable[str]:
         """Append one packet, grouped with concurrent calls; its offset, or an awaitable of it
         (a store that writes at once gives the offset: one coroutine less per packet)."""
-        self._purge_in_background()
-        return self._writes_here().packets.add(packet)
+        purging = self._purging
+        if purging is None or purging.done():
+            self._purge_in_background()
+        writes = self._writes.get(asyncio.get_running_loop())
+        if writes is None:
+            writes = self._writes_here()
+        return writes.packets.add(packet)
 
     async def save_session(self, session: SessionRecord) -> None:
         """Keep one session, grouped with concurrent calls."""
@@ -261,8 +269,8 @@ class RecoveryStore(ABC):
                 del self._writes[closed]
             writes = self._writes[loop] = _Writes(
                 # Looked up at each write, not bound now: tests may wrap ``append``.
-                WriteGroup(lambda packets: self.append(packets)),
-                WriteGroup(self._save_all),
+                WriteGroup(lambda packets: self.append(packets), loop),
+                WriteGroup(self._save_all, loop),
             )
         return writes
 

@@ -29,6 +29,7 @@ __all__ = [
     "NamespaceMatcher",
     "Recovery",
     "ServerConfig",
+    "SocketHooks",
     "SocketIOServer",
     "SocketObserver",
 ]
@@ -76,6 +77,23 @@ class SocketObserver:
         """A CONNECT to ``namespace`` was answered with CONNECT_ERROR ``payload``."""
 
 
+class SocketHooks(Protocol):
+    """What a server awaits as its sockets come and go, where observers are only told (the
+    Django app sends its ``socket_connected`` / ``socket_disconnected`` signals from here).
+
+    Each method returns what to await, or None when there is nothing to do, so that a server
+    with nobody listening builds no coroutine per socket.
+    """
+
+    def connected(self, socket: Socket) -> Awaitable[None] | None:
+        """``socket`` joined its namespace: awaited in its connect task, after the CONNECT
+        reply (and what the connect handler emitted) went out."""
+
+    def disconnected(self, socket: Socket, reason: str) -> Awaitable[None] | None:
+        """``socket`` left its namespace for ``reason``: awaited after its disconnect handler
+        and the observers."""
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """Options of a Socket.IO server. ``connect_timeout`` is in milliseconds; ``recovery`` is
@@ -106,6 +124,7 @@ class SocketIOServer:
 
     Plain ``def`` handlers run off the event loop through ``sync_runner`` (asgiref's
     ``sync_to_async`` by default; the Django app passes Channels' ``database_sync_to_async``).
+    ``hooks`` are awaited as sockets connect and disconnect (:class:`SocketHooks`).
     """
 
     _running: weakref.WeakSet[SocketIOServer] = weakref.WeakSet()
@@ -115,6 +134,7 @@ class SocketIOServer:
         config: ServerConfig | Callable[[], ServerConfig] | None = None,
         *,
         sync_runner: SyncRunner | None = None,
+        hooks: SocketHooks | None = None,
     ) -> None:
         self._config_source = config or ServerConfig()
         self._config: ServerConfig | None = None
@@ -129,6 +149,8 @@ class SocketIOServer:
         self._adapter_factory: AdapterFactory = LocalAdapter
         #: Told of every socket connected and disconnected, and of refused CONNECTs.
         self.observers: list[SocketObserver] = []
+        #: Awaited as sockets connect and disconnect (None: nothing is).
+        self.hooks = hooks
         self.server_handlers: dict[str, Handler] = {}
         SocketIOServer._running.add(self)
 

@@ -451,6 +451,11 @@ class Socket:
         if server.observers:
             server.notify("socket_connected", self)
         await self.client.send_encoded(out)
+        hooks = server.hooks
+        if hooks is not None:
+            pending = hooks.connected(self)
+            if pending is not None:
+                await pending
 
     def _forget_replayed(self) -> None:
         self.replayed = None
@@ -497,6 +502,11 @@ class Socket:
                 logger.exception("disconnect handler failed (socket %s, %s)", self.id, self.nsp)
         if was_connected and server.observers:
             server.notify("socket_disconnected", self, reason)
+        hooks = server.hooks
+        if was_connected and hooks is not None:
+            pending = hooks.disconnected(self, reason)
+            if pending is not None:
+                await pending
 
 
 class _SocketVolatile:

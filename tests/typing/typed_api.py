@@ -16,6 +16,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends.base import SessionBase
 
 from channels_sio import NamespaceHandler, Socket, SocketIOServer, sio
+from channels_sio.engineio import EngineIOServer, Session
 
 server = SocketIOServer()
 chat = server.of("/chat")
@@ -88,3 +89,16 @@ assert_type(sio.register(Lobby()), Lobby)
 def facts(socket: Socket) -> None:
     assert_type(socket.user, AbstractBaseUser | AnonymousUser | None)
     assert_type(socket.session, SessionBase | None)
+
+
+# The Engine.IO server's decorators, for raw Engine.IO endpoints.
+engine = EngineIOServer()
+
+
+@engine.on_message
+async def echo(session: Session, message: str | bytes) -> None:
+    await session.send(message)
+
+
+async def engine_calls(session: Session) -> None:
+    await echo(session, 3)  # type: ignore[arg-type]

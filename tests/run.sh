@@ -53,6 +53,11 @@ echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy"
 PYTHONPATH=.:example_project .venv/bin/mypy
+echo "== docs site"
+# Strict: a broken link or anchor, or an API reference to nothing, fails the build.
+docs_site=$(mktemp -d)
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$docs_site"
+rm -rf "$docs_site"
 echo "== pytest"
 set +e
 .venv/bin/python -m pytest "$@"

@@ -5,7 +5,7 @@ from .exceptions import AckTimeoutError, ConnectionRefusedError, DisconnectedErr
 from .handlers import NamespaceHandler
 from .namespace import Namespace
 from .packet import Packet, PacketType, SocketIOParseError
-from .server import ServerConfig, SocketIOServer, SocketObserver
+from .server import ServerConfig, SocketHooks, SocketIOServer, SocketObserver
 from .socket import Handshake, Socket, SocketState
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "PacketType",
     "ServerConfig",
     "Socket",
+    "SocketHooks",
     "SocketIOError",
     "SocketIOParseError",
     "SocketIOServer",

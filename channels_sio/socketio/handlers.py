@@ -6,13 +6,14 @@ import contextvars
 import dis
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from .namespace import Namespace
 
 __all__ = [
     "Handler",
+    "HandlerT",
     "Handlers",
     "NamespaceHandler",
     "SyncRunner",
@@ -22,6 +23,9 @@ __all__ = [
 ]
 
 Handler = Callable[..., Any]
+#: A handler's own type, which registering keeps: a decorated function is still itself to a
+#: type checker.
+HandlerT = TypeVar("HandlerT", bound=Handler)
 #: Turns a plain ``def`` into an awaitable call run off the event loop (``sync_to_async``).
 SyncRunner = Callable[[Callable[..., Any]], Callable[..., Awaitable[Any]]]
 

@@ -3,11 +3,11 @@ broadcast shortcuts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, overload
 
 from .broadcast import BroadcastOperator
-from .handlers import Handler, Handlers
+from .handlers import Handlers, HandlerT
 
 if TYPE_CHECKING:
     from .adapter import Adapter
@@ -47,22 +47,31 @@ class Namespace:
 
     # -- handlers -------------------------------------------------------------------------
 
-    def on(self, event: str, handler: Handler | None = None) -> Any:
+    @overload
+    def on(self, event: str, handler: HandlerT) -> HandlerT: ...
+
+    @overload
+    def on(self, event: str, handler: None = None) -> Callable[[HandlerT], HandlerT]: ...
+
+    def on(
+        self, event: str, handler: HandlerT | None = None
+    ) -> HandlerT | Callable[[HandlerT], HandlerT]:
         """Register a handler for ``event`` ("connect", "disconnect", "*" or an event name).
 
-        Use as ``@nsp.on("chat")`` or ``nsp.on("chat", handler)``.
+        Use as ``@nsp.on("chat")`` or ``nsp.on("chat", handler)``; either way the handler is
+        returned as it was, so type checkers keep its signature.
         """
         if handler is not None:
             self.handlers.register(event, handler)
             return handler
 
-        def decorator(func: Handler) -> Handler:
+        def decorator(func: HandlerT) -> HandlerT:
             self.handlers.register(event, func)
             return func
 
         return decorator
 
-    def use(self, middleware: Handler) -> Handler:
+    def use(self, middleware: HandlerT) -> HandlerT:
         """Add a middleware ``(socket, auth)``: raise ConnectionRefusedError to refuse."""
         self.handlers.use(middleware)
         return middleware

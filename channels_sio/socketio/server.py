@@ -10,7 +10,7 @@ import sys
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, overload
 
 from asgiref.sync import sync_to_async
 
@@ -19,7 +19,7 @@ from .adapter import Adapter, LocalAdapter
 from .broadcast import BroadcastOperator
 from .bus import Bus, RemoteSocket
 from .client import Client
-from .handlers import Handler, NamespaceHandler, SyncRunner, is_async
+from .handlers import Handler, HandlerT, NamespaceHandler, SyncRunner, is_async
 from .namespace import Namespace
 from .packet import validate_event_name
 from .socket import Socket
@@ -29,6 +29,7 @@ __all__ = [
     "NamespaceMatcher",
     "Recovery",
     "ServerConfig",
+    "SocketHooks",
     "SocketIOServer",
     "SocketObserver",
 ]
@@ -41,6 +42,8 @@ NamespaceMatcher = re.Pattern[str] | Callable[[str, dict[str, Any]], Any]
 
 #: Makes the adapter of a namespace: :class:`LocalAdapter`, or the cluster's.
 AdapterFactory = Callable[[Namespace], Adapter]
+
+_NamespaceHandlerT = TypeVar("_NamespaceHandlerT", bound=NamespaceHandler)
 
 
 class Recovery(Protocol):
@@ -74,6 +77,23 @@ class SocketObserver:
         """A CONNECT to ``namespace`` was answered with CONNECT_ERROR ``payload``."""
 
 
+class SocketHooks(Protocol):
+    """What a server awaits as its sockets come and go, where observers are only told (the
+    Django app sends its ``socket_connected`` / ``socket_disconnected`` signals from here).
+
+    Each method returns what to await, or None when there is nothing to do, so that a server
+    with nobody listening builds no coroutine per socket.
+    """
+
+    def connected(self, socket: Socket) -> Awaitable[None] | None:
+        """``socket`` joined its namespace: awaited in its connect task, after the CONNECT
+        reply (and what the connect handler emitted) went out."""
+
+    def disconnected(self, socket: Socket, reason: str) -> Awaitable[None] | None:
+        """``socket`` left its namespace for ``reason``: awaited after its disconnect handler
+        and the observers."""
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """Options of a Socket.IO server. ``connect_timeout`` is in milliseconds; ``recovery`` is
@@ -104,6 +124,7 @@ class SocketIOServer:
 
     Plain ``def`` handlers run off the event loop through ``sync_runner`` (asgiref's
     ``sync_to_async`` by default; the Django app passes Channels' ``database_sync_to_async``).
+    ``hooks`` are awaited as sockets connect and disconnect (:class:`SocketHooks`).
     """
 
     _running: weakref.WeakSet[SocketIOServer] = weakref.WeakSet()
@@ -113,6 +134,7 @@ class SocketIOServer:
         config: ServerConfig | Callable[[], ServerConfig] | None = None,
         *,
         sync_runner: SyncRunner | None = None,
+        hooks: SocketHooks | None = None,
     ) -> None:
         self._config_source = config or ServerConfig()
         self._config: ServerConfig | None = None
@@ -127,6 +149,8 @@ class SocketIOServer:
         self._adapter_factory: AdapterFactory = LocalAdapter
         #: Told of every socket connected and disconnected, and of refused CONNECTs.
         self.observers: list[SocketObserver] = []
+        #: Awaited as sockets connect and disconnect (None: nothing is).
+        self.hooks = hooks
         self.server_handlers: dict[str, Handler] = {}
         SocketIOServer._running.add(self)
 
@@ -358,25 +382,40 @@ class SocketIOServer:
 
     # -- registration ---------------------------------------------------------------------
 
+    @overload
     def on(
-        self, event: str, handler: Handler | None = None, *, namespace: str | NamespaceMatcher = "/"
-    ) -> Any:
+        self, event: str, handler: HandlerT, *, namespace: str | NamespaceMatcher = "/"
+    ) -> HandlerT: ...
+
+    @overload
+    def on(
+        self, event: str, handler: None = None, *, namespace: str | NamespaceMatcher = "/"
+    ) -> Callable[[HandlerT], HandlerT]: ...
+
+    def on(
+        self,
+        event: str,
+        handler: HandlerT | None = None,
+        *,
+        namespace: str | NamespaceMatcher = "/",
+    ) -> HandlerT | Callable[[HandlerT], HandlerT]:
         """Register a handler: ``@sio.on("chat")``, ``@sio.on("connect", namespace="/x")``.
 
         "connect" handlers take ``(socket, auth)``, "disconnect" ``(socket, reason)``, "*"
         ``(socket, event, *args)``, others ``(socket, *args)`` and return the acknowledgement.
+        The handler is returned as it was, so type checkers keep its signature.
         """
         return self.of(namespace).on(event, handler)
 
-    def event(self, handler: Handler) -> Handler:
+    def event(self, handler: HandlerT) -> HandlerT:
         """``@sio.event`` registers a handler under its function name on ``/``."""
-        return self.on(handler.__name__, handler)  # type: ignore[no-any-return]
+        return self.on(handler.__name__, handler)
 
-    def use(self, middleware: Handler, *, namespace: str | NamespaceMatcher = "/") -> Handler:
+    def use(self, middleware: HandlerT, *, namespace: str | NamespaceMatcher = "/") -> HandlerT:
         """Add a connection middleware ``(socket, auth)`` to a namespace."""
         return self.of(namespace).use(middleware)
 
-    def register(self, handler: NamespaceHandler) -> NamespaceHandler:
+    def register(self, handler: _NamespaceHandlerT) -> _NamespaceHandlerT:
         """Register a class-based :class:`NamespaceHandler` instance."""
         nsp = self.of(handler.namespace)
         handler.nsp = nsp
@@ -386,17 +425,27 @@ class SocketIOServer:
 
     # -- events between servers ----------------------------------------------------------
 
-    def on_server_event(self, event: str, handler: Handler | None = None) -> Any:
+    @overload
+    def on_server_event(self, event: str, handler: HandlerT) -> HandlerT: ...
+
+    @overload
+    def on_server_event(
+        self, event: str, handler: None = None
+    ) -> Callable[[HandlerT], HandlerT]: ...
+
+    def on_server_event(
+        self, event: str, handler: HandlerT | None = None
+    ) -> HandlerT | Callable[[HandlerT], HandlerT]:
         """Register a handler for :meth:`server_side_emit` events from other processes.
 
         It is called with the event's arguments; its return value answers
-        :meth:`server_side_emit_with_ack`.
+        :meth:`server_side_emit_with_ack`. Like :meth:`on`, it returns the handler as it was.
         """
         if handler is not None:
             self.server_handlers[event] = handler
             return handler
 
-        def decorator(func: Handler) -> Handler:
+        def decorator(func: HandlerT) -> HandlerT:
             self.server_handlers[event] = func
             return func
 

@@ -20,6 +20,11 @@ from .handlers import Handler, run_at_once
 from .packet import Packet, PacketType, encode, validate_event_name
 
 if TYPE_CHECKING:
+    # Types only: this layer imports no Django at run time.
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
+    from django.contrib.sessions.backends.base import SessionBase
+
     from .bus import SocketSnapshot
     from .client import Client
     from .namespace import Namespace
@@ -162,14 +167,18 @@ class Socket:
         return context if isinstance(context, dict) else {}
 
     @property
-    def user(self) -> Any:
-        """The Django user of the opening request (``AnonymousUser`` when logged out)."""
-        return self.scope.get("user")
+    def user(self) -> AbstractBaseUser | AnonymousUser | None:
+        """The Django user of the opening request (``AnonymousUser`` when logged out); None
+        when no connection middleware put one on the scope."""
+        user: AbstractBaseUser | AnonymousUser | None = self.scope.get("user")
+        return user
 
     @property
-    def session(self) -> Any:
-        """The Django session of the opening request (changes are saved by the handler)."""
-        return self.scope.get("session")
+    def session(self) -> SessionBase | None:
+        """The Django session of the opening request (changes are saved by the handler); None
+        when no connection middleware put one on the scope."""
+        session: SessionBase | None = self.scope.get("session")
+        return session
 
     @property
     def connected(self) -> bool:
@@ -439,6 +448,11 @@ class Socket:
         if server.observers:
             server.notify("socket_connected", self)
         await self.client.send_encoded(out)
+        hooks = server.hooks
+        if hooks is not None:
+            pending = hooks.connected(self)
+            if pending is not None:
+                await pending
 
     def _forget_replayed(self) -> None:
         self.replayed = None
@@ -485,6 +499,11 @@ class Socket:
                 logger.exception("disconnect handler failed (socket %s, %s)", self.id, self.nsp)
         if was_connected and server.observers:
             server.notify("socket_disconnected", self, reason)
+        hooks = server.hooks
+        if was_connected and hooks is not None:
+            pending = hooks.disconnected(self, reason)
+            if pending is not None:
+                await pending
 
 
 class _SocketVolatile:

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
@@ -112,15 +112,18 @@ def _room_columns(rooms: frozenset[str]) -> tuple[str, str]:
 def _document_row(packet: PacketRecord, room_columns: SetMemo[tuple[str, str]]) -> str:
     """A packet's row but its creation time as a JSON array, in ``_INSERT_COLUMNS``'s order:
     made on the event loop (where the application may change the objects it emitted), as
-    text, without a dict or a JSON encoder call per row."""
+    text, without a dict or a JSON encoder call per row. The payload goes in as the JSON it
+    is, not as a string of it: the ``json`` type keeps an element's text as written, so the
+    server takes it back out unchanged, and neither side escapes it."""
     text, buffers = serialized(packet)
     first = packet.data[0] if packet.data else ""
     rooms, names = room_columns(packet.rooms)
     except_rooms = room_columns(packet.except_rooms)[0]
+    attachments = base64.b64encode(pack_buffers(buffers)).decode() if buffers else ""
     return (
         f"[{encode_basestring(packet.namespace)},"
         f"{encode_basestring(first if isinstance(first, str) else '')},"
-        f'{encode_basestring(text)},"{base64.b64encode(pack_buffers(buffers)).decode()}",'
+        f'{text},"{attachments}",'
         f"{rooms},{except_rooms},{names},{encode_basestring(packet.exclude_sid or '')}]"
     )
 
@@ -136,11 +139,23 @@ _INSERT_COLUMNS = (
     "room_names",
     "exclude_sid",
 )
-#: Columns written as base64 and as JSON in the PostgreSQL statement's document.
+#: Columns written as base64, as JSON for a jsonb column, and as the JSON text itself in the
+#: PostgreSQL statement's document.
 _BINARY_COLUMNS = frozenset({"attachments"})
 _JSON_COLUMNS = frozenset({"rooms", "except_rooms"})
+_RAW_JSON_COLUMNS = frozenset({"payload"})
 #: Rows per INSERT: 9 values each keeps a statement under SQLite's 999 variables.
 _INSERT_CHUNK = 100
+
+
+def _driver_cursor(raw: Any) -> Any:
+    """A cursor of the driver's connection ``raw`` that binds parameters on the server when
+    the driver can: psycopg 3's plain cursor (Django gives its client-side one)."""
+    try:
+        import psycopg
+    except ImportError:  # psycopg2
+        return raw.cursor()
+    return psycopg.Cursor(raw) if isinstance(raw, psycopg.Connection) else raw.cursor()
 
 
 def _returns_ids(connection: Any) -> bool:
@@ -205,6 +220,8 @@ class DatabaseStore(RecoveryStore):
         self._thread = DatabaseThread(using, "channels-sio-recovery")
         #: Whether ``using`` is PostgreSQL, known at the first append.
         self._postgresql: bool | None = None
+        #: PostgreSQL's INSERT of a batch, made at the first.
+        self._statement: str | None = None
         self._room_columns = SetMemo(_room_columns)
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
@@ -245,28 +262,43 @@ class DatabaseStore(RecoveryStore):
         the server unpacks into rows, in one statement (atomic by itself: no BEGIN and COMMIT
         round trips). psycopg dumps a parameter, or an array element, for several
         microseconds each, more than the server takes to insert it; one JSON text is one
-        dump, whatever the batch."""
+        dump, whatever the batch.
+
+        The statement goes through a cursor of the driver's own, with the document bound on
+        the server where the driver can (psycopg 3), rather than through Django's cursor:
+        Django's binds parameters in the client, which escapes the whole document into the
+        SQL text, and wraps each call in its debug and instrumentation layers, all per batch
+        of emits. Errors are still Django's ``DatabaseError``."""
         connection = connections[self.using]
-        quote = connection.ops.quote_name
-        values = ", ".join(
-            f"decode(e->>{index}, 'base64')"
-            if name in _BINARY_COLUMNS
-            else f"(e->{index})::jsonb"
-            if name in _JSON_COLUMNS
-            else f"e->>{index}"
-            for index, name in enumerate(_INSERT_COLUMNS)
-        )
-        columns = ", ".join(quote(name) for name in (*_INSERT_COLUMNS, "created"))
-        with connection.cursor() as cursor:
-            cursor.execute(
+        connection.ensure_connection()
+        with connection.wrap_database_errors, _driver_cursor(connection.connection) as cursor:
+            cursor.execute(self._insert_statement(connection), [timezone.now(), document])
+            offsets = [str(found[0]) for found in cursor.fetchall()]
+        if len(offsets) != count:
+            raise DatabaseError(f"{count} packets written, {len(offsets)} ids returned")
+        return offsets
+
+    def _insert_statement(self, connection: Any) -> str:
+        statement = self._statement
+        if statement is None:
+            quote = connection.ops.quote_name
+            values = ", ".join(
+                f"decode(e->>{index}, 'base64')"
+                if name in _BINARY_COLUMNS
+                else f"(e->{index})::jsonb"
+                if name in _JSON_COLUMNS
+                else f"(e->{index})::text"
+                if name in _RAW_JSON_COLUMNS
+                else f"e->>{index}"
+                for index, name in enumerate(_INSERT_COLUMNS)
+            )
+            columns = ", ".join(quote(name) for name in (*_INSERT_COLUMNS, "created"))
+            statement = self._statement = (
                 f"INSERT INTO {quote(RecoveryPacket._meta.db_table)} ({columns}) "
                 f"SELECT {values}, %s FROM json_array_elements(%s::json) WITH ORDINALITY "
-                f"AS d(e, n) ORDER BY n RETURNING {quote('id')}",
-                [timezone.now(), document],
+                f"AS d(e, n) ORDER BY n RETURNING {quote('id')}"
             )
-            offsets = [str(found[0]) for found in cursor.fetchall()]
-        assert len(offsets) == count, f"{count} packets written, {len(offsets)} ids returned"
-        return offsets
+        return statement
 
     def _insert_returning(
         self, connection: Any, packets: list[dict[str, Any]], now: datetime

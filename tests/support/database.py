@@ -44,4 +44,17 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
 
     monkeypatch.setattr(CursorWrapper, "execute", spy_execute)
     monkeypatch.setattr(CursorWrapper, "executemany", spy_executemany)
+
+    # The database store's grouped INSERT on PostgreSQL goes through a plain psycopg cursor,
+    # not Django's (whose own cursor class is a subclass: not counted twice).
+    import psycopg
+
+    driver_execute = psycopg.Cursor.execute
+
+    def spy_driver(self: psycopg.Cursor[Any], query: Any, params: Any = None, **kw: Any) -> Any:
+        if type(self) is psycopg.Cursor:
+            ran.append((threading.get_ident(), str(query)))
+        return driver_execute(self, query, params, **kw)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", spy_driver)
     return ran

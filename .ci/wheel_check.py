@@ -1,12 +1,13 @@
 """CI's check of what users install: the sdist and the wheel, installed into a clean venv.
 
 Builds the sdist and, from it, the wheel (``python -m build``); checks that the wheel carries
-every file of the package tracked by git (migrations, templates, static files, py.typed) and
-the LICENSE, and the sdist the package, LICENSE, README, CHANGELOG, docs and tests; installs the
-wheel with the ``uvicorn`` extra into a new venv and checks that the other extras' packages are
-absent; then, in a throwaway project that imports channels_sio from that venv only:
-``manage.py check``, ``migrate``, check ``channels_sio.E024`` for settings that need the
-``redis`` extra, and one Socket.IO round trip under uvicorn with python-socketio's client.
+every file of the package tracked by git (migrations, templates, static files, py.typed) and the
+LICENSE, and the sdist what the tests need (package, tests, example project, bench) with the
+LICENSE, README, CHANGELOG and docs; installs the wheel with the ``uvicorn`` extra into a new
+venv and checks that the other extras' packages are absent; then, in a throwaway project that
+imports channels_sio from that venv only: ``manage.py check``, ``migrate``, check
+``channels_sio.E024`` for settings that need the ``redis`` extra, and one Socket.IO round trip
+under uvicorn with python-socketio's client.
 
 Usage: ``.venv/bin/python .ci/wheel_check.py`` (tests/run.sh runs it). Exits non-zero, saying
 what differs, on any mismatch.
@@ -183,7 +184,7 @@ def check_sdist(sdist: Path) -> None:
     top = sdist.name.removesuffix(".tar.gz")
     with tarfile.open(sdist) as archive:
         names = {n.removeprefix(f"{top}/") for n in archive.getnames()}
-    expected = tracked("channels_sio", "docs", "tests", "example_project")
+    expected = tracked("channels_sio", "docs", "tests", "example_project", "bench")
     expected |= {"LICENSE", "README.md", "CHANGELOG.md", "pyproject.toml", "noxfile.py"}
     missing(expected, names, "the sdist")
     if any("node_modules/" in n for n in names):

@@ -4,6 +4,7 @@ warnings for channel-layer settings known to fail."""
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import inspect
 from collections.abc import Sequence
 from typing import Any
@@ -24,7 +25,13 @@ from .conf import (
 )
 from .engineio.config import TRANSPORTS
 
-__all__ = ["check_channel_layers", "check_monitoring", "check_recovery", "check_settings"]
+__all__ = [
+    "check_channel_layers",
+    "check_layer_backends",
+    "check_monitoring",
+    "check_recovery",
+    "check_settings",
+]
 
 _POSITIVE_MS = (
     "ping_interval",
@@ -39,6 +46,19 @@ _POSITIVE_MS = (
 
 def _error(msg: str, hint: str, code: int) -> Error:
     return Error(msg, hint=hint, id=f"channels_sio.E{code:03d}")
+
+
+#: Top-level modules that an extra of the package installs: (distribution, extra).
+_EXTRAS = {"redis": ("redis-py", "redis"), "channels_redis": ("channels-redis", "redis")}
+
+
+def _missing_extra(what: str, module: str) -> Error:
+    distribution, extra = _EXTRAS[module]
+    return _error(
+        f"{what} needs {distribution}, which is not installed.",
+        f'pip install "channels-sio[{extra}]"',
+        24,
+    )
 
 
 def _is_positive_int(value: Any) -> bool:
@@ -254,15 +274,13 @@ def _check_store(name: Any, options: dict[str, Any] | None, duration: Any) -> li
         if not isinstance(name, str):
             raise TypeError(f"not {type(name).__name__}")
         cls = store_class(name)
-    except (ImportError, TypeError, ValueError) as exc:
-        return [
-            _error(
-                f"{_RECOVERY}['store'] {name!r} is not a recovery store ({exc}).",
-                f"Use one of {', '.join(repr(s) for s in STORES)}, or the dotted path of a "
-                "channels_sio.recovery.RecoveryStore subclass.",
-                16,
-            )
-        ]
+    except ImportError as exc:
+        missing = (exc.name or "").partition(".")[0]
+        if missing in _EXTRAS:
+            return [_missing_extra(f"{_RECOVERY}['store'] {name!r}", missing)]
+        return [_not_a_store(name, exc)]
+    except (TypeError, ValueError) as exc:
+        return [_not_a_store(name, exc)]
     errors: list[CheckMessage] = []
     if options is not None:
         known = _store_options(cls)
@@ -366,6 +384,15 @@ def check_monitoring(
     return errors
 
 
+def _not_a_store(name: Any, exc: Exception) -> Error:
+    return _error(
+        f"{_RECOVERY}['store'] {name!r} is not a recovery store ({exc}).",
+        f"Use one of {', '.join(repr(s) for s in STORES)}, or the dotted path of a "
+        "channels_sio.recovery.RecoveryStore subclass.",
+        16,
+    )
+
+
 def _store_options(cls: type) -> set[str]:
     """The keyword options a store class takes: its ``__init__``'s, and those its ``**options``
     pass on to the classes it derives from."""
@@ -437,3 +464,17 @@ def check_channel_layers(
                     )
                 )
     return warnings
+
+
+@register(Tags.compatibility)
+def check_layer_backends(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """An error for each channel layer whose backend needs an extra that is not installed."""
+    errors: list[CheckMessage] = []
+    for alias, layer in (getattr(settings, "CHANNEL_LAYERS", None) or {}).items():
+        backend = layer.get("BACKEND") if isinstance(layer, dict) else None
+        module = backend.partition(".")[0] if isinstance(backend, str) else ""
+        if module in _EXTRAS and importlib.util.find_spec(module) is None:
+            errors.append(_missing_extra(f"CHANNEL_LAYERS[{alias!r}] ({backend})", module))
+    return errors

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs everything and runs ruff, mypy and the whole test suite.
-# Usage: bash tests/run.sh [pytest arguments]. With CI set, tests needing Redis, PostgreSQL,
-# Node or a browser fail instead of skipping.
+# Installs everything and runs ruff, mypy, the wheel check and the whole test suite.
+# Usage: bash tests/run.sh [pytest arguments] (with arguments, only ruff, mypy and that pytest
+# run). With CI set, tests needing Redis, PostgreSQL, Node or a browser fail instead of skipping,
+# and the pure tests run on the other Python and Django versions too (noxfile.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,6 +54,10 @@ echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy"
 PYTHONPATH=.:example_project .venv/bin/mypy
+if [ "$#" -eq 0 ]; then
+  echo "== wheel: the sdist and wheel, installed into a clean venv"
+  .venv/bin/python .ci/wheel_check.py
+fi
 echo "== docs site"
 # Strict: a broken link or anchor, or an API reference to nothing, fails the build.
 docs_site=$(mktemp -d)
@@ -67,4 +72,16 @@ if [ "$status" -eq 5 ]; then
   echo "pytest collected no tests: that is a failure" >&2
   exit 1
 fi
-exit "$status"
+[ "$status" -eq 0 ] || exit "$status"
+
+if [ "$#" -eq 0 ] && [ -n "${CI:-}" ]; then
+  echo "== nox: the pure tests on the other Python and Django versions"
+  # pyenv's interpreters, where nox looks for them (python3.1x on PATH); nox fails, in CI,
+  # on a version it cannot find.
+  for version in 3.11 3.12 3.13; do
+    for bin in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$version".*/bin; do
+      if [ -x "$bin/python$version" ]; then PATH="$bin:$PATH"; fi
+    done
+  done
+  .venv/bin/nox --non-interactive --error-on-missing-interpreters -s fast
+fi

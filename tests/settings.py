@@ -1,16 +1,19 @@
 """Settings for the test suite: the example project's, with an in-memory database.
 
 A second alias, ``postgres``, is the PostgreSQL server of tests/support/services.py when it
-answers: the database store's tests run against both. Its test database is named after the
+answers and psycopg is installed (noxfile.py's ``fast`` sessions leave it out): the database
+store's tests run against both. Its test database is named after the
 run, so that two runs on one machine never share it.
 """
+
+from importlib.util import find_spec
 
 from example_project.settings import *  # noqa: F403
 
 from tests.support.services import RUN_ID, postgres_reachable, postgres_settings
 
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
-if postgres_reachable():
+if postgres_reachable() and find_spec("psycopg"):
     DATABASES["postgres"] = {
         **postgres_settings(),
         "TEST": {"NAME": f"test_csio_{RUN_ID}"},

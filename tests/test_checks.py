@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -388,3 +389,54 @@ def test_each_monitoring_problem_has_its_own_id(value: Any, expected: str, text:
 def test_max_queued_packets_is_checked() -> None:
     [message] = run_with({"max_queued_packets": 0})
     assert message.id == "channels_sio.E004"
+
+
+@pytest.fixture
+def without_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    """redis-py and channels-redis as if the redis extra were not installed (None in
+    sys.modules makes an import fail, and find_spec say nothing is there)."""
+    for module in list(sys.modules):
+        if module.partition(".")[0] in ("redis", "channels_redis") or module == (
+            "channels_sio.recovery.redis"
+        ):
+            monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setitem(sys.modules, "redis", None)
+    monkeypatch.setitem(sys.modules, "channels_redis", None)
+
+
+@pytest.mark.usefixtures("without_redis")
+def test_the_redis_store_without_its_extra_names_the_extra() -> None:
+    with override_settings(
+        CHANNELS_SIO={"connection_state_recovery": {"store": "redis"}},
+        CHANNEL_LAYERS=IN_MEMORY_LAYER,
+    ):
+        [message] = sio_messages()
+    assert message.id == "channels_sio.E024"
+    assert message.msg == (
+        "CHANNELS_SIO['connection_state_recovery']['store'] 'redis' needs redis-py, "
+        "which is not installed."
+    )
+    assert message.hint == 'pip install "channels-sio[redis]"'
+
+
+@pytest.mark.usefixtures("without_redis")
+def test_a_redis_channel_layer_without_its_extra_names_the_extra() -> None:
+    layers = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer"},
+        "other": {"BACKEND": "channels.layers.InMemoryChannelLayer"},
+    }
+    with override_settings(CHANNEL_LAYERS=layers):
+        [message] = sio_messages()
+    assert message.id == "channels_sio.E024"
+    assert message.msg == (
+        "CHANNEL_LAYERS['default'] (channels_redis.core.RedisChannelLayer) needs "
+        "channels-redis, which is not installed."
+    )
+    assert message.hint == 'pip install "channels-sio[redis]"'
+
+
+def test_extras_that_are_installed_raise_nothing() -> None:
+    layers = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer"}}
+    with override_settings(CHANNEL_LAYERS=layers):
+        assert "channels_sio.E024" not in [m.id for m in sio_messages()]
+    assert recovery_ids({"store": "redis"}) == []

@@ -31,9 +31,15 @@ import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+try:
+    from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+except ImportError as exc:  # redis-py comes with an extra, not with the package
+    raise ImportError(
+        f'The redis recovery store needs redis-py: pip install "channels-sio[redis]" ({exc})',
+        name=exc.name,
+    ) from exc
 
 from ..socketio.adapter import SessionRecord
 from ..socketio.packet import dump_json

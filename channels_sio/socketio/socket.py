@@ -124,6 +124,7 @@ class Socket:
         self._connected_at = time.time()
         self._handshake: Handshake | None = None
         self.data: dict[str, Any] = {}
+        self._user: Any = None
         self.state = SocketState.CONNECTING
         #: The private session id a client brings back to recover this socket (recovery on).
         self.pid: str | None = None
@@ -163,8 +164,15 @@ class Socket:
 
     @property
     def user(self) -> Any:
-        """The Django user of the opening request (``AnonymousUser`` when logged out)."""
-        return self.scope.get("user")
+        """The Django user: the one a middleware or the connect handler set (say from a token
+        in the auth payload), else the opening request's (``AnonymousUser`` when logged out,
+        ``None`` when the request went through no connection middleware)."""
+        return self._user if self._user is not None else self.scope.get("user")
+
+    @user.setter
+    def user(self, user: Any) -> None:
+        # This socket's own: the scope is shared by every namespace of the connection.
+        self._user = user
 
     @property
     def session(self) -> Any:

@@ -66,7 +66,9 @@ async def _shutdown_and_drain() -> None:
     pending |= asyncio.all_tasks() - {asyncio.current_task()}
     for task in pending:
         task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
+    if pending:
+        # Bounded: a task that ignores its cancellation must not hold the reactor's shutdown.
+        await asyncio.wait(pending, timeout=_DRAIN_TIMEOUT)
 
 
 @cache

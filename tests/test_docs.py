@@ -10,6 +10,7 @@ serve the official socket.io-client under uvicorn; blocks that call ``channels_s
 from __future__ import annotations
 
 import ast
+import asyncio
 import contextlib
 import os
 import re
@@ -19,6 +20,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from textwrap import indent
+from typing import Any
 
 import httpx
 import pytest
@@ -172,6 +175,20 @@ def session_key(project: Project) -> str:
     return project.manage("shell", "-c", script).split()[-1]
 
 
+async def run_python_client(block: Block, url: str, key: str) -> Any:
+    """Run ``block`` (python-socketio's client connecting with a token) against ``url``; the
+    acknowledgement of joining "lobby"."""
+    code = block.code.replace("https://chat.example.com", url)
+    namespace: dict[str, Any] = {"session_key": key}
+    exec(f"async def main():\n{indent(code, '    ')}    return client\n", namespace)
+    client = await namespace["main"]()
+    try:
+        return await client.call("join", "lobby", timeout=5)
+    finally:
+        await client.disconnect()
+        await client.eio.disconnect()  # no-op when already closed; frees the aiohttp session
+
+
 def test_the_readme_chat(tmp_path: Path, driver: Driver) -> None:
     project, _ = build("README.md", tmp_path / "readme")
     cookie = {"Cookie": f"sessionid={session_key(project)}"}
@@ -190,7 +207,8 @@ def test_the_readme_chat(tmp_path: Path, driver: Driver) -> None:
 
 
 def test_the_quickstart_chat(tmp_path: Path, driver: Driver) -> None:
-    project, _ = build("docs/quickstart.md", tmp_path / "quickstart")
+    project, others = build("docs/quickstart.md", tmp_path / "quickstart")
+    (python_client,) = [block for block in others if "socketio.AsyncClient" in block.code]
     key = session_key(project)
     with project.serving() as url:
         refused = driver("tryOpen", name="forged", url=url, nsp="/", auth={"token": "x" * 32})
@@ -208,3 +226,6 @@ def test_the_quickstart_chat(tmp_path: Path, driver: Driver) -> None:
         ]
         history = driver("call", name="token", event="history", args=["lobby"])
         assert history == [{"text": "hello"}]
+        # python-socketio's client, as the quickstart shows it.
+        assert asyncio.run(run_python_client(python_client, url, key)) == "ok"
+        assert driver("wait", name="token", event="joined", count=2)[1] == ["joined", USER]

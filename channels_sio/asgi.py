@@ -6,10 +6,13 @@ routing uses ``lifespan``, and projects import both from this module.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Mapping
 from typing import Any
 
+from channels.routing import ProtocolTypeRouter
+from django.core.exceptions import ImproperlyConfigured
 from django.urls import URLPattern, re_path
 
 from . import conf
@@ -63,36 +66,65 @@ def _handshake_only(app: Any, middleware: Any) -> Any:
     return route
 
 
-def http_app(engine: EngineSource, middleware: Any = None) -> Any:
+def http_app(engine: EngineSource, middleware: Any = SessionAuthMiddleware) -> Any:
     """The ASGI application of an Engine.IO long-polling endpoint.
 
-    ``middleware`` wraps the handshake request only; see ``get_application``.
+    ``middleware`` wraps the handshake request only; see ``get_application``. Building one
+    also installs the shutdown hooks of daphne (``lifecycle.follow_reactor``), as
+    ``get_application`` does.
     """
+    follow_reactor()
     return _handshake_only(PollingConsumer.as_asgi(engine=engine), middleware)
 
 
-def websocket_app(engine: EngineSource, middleware: Any = None) -> Any:
+def websocket_app(engine: EngineSource, middleware: Any = SessionAuthMiddleware) -> Any:
     """The ASGI application of an Engine.IO WebSocket endpoint.
 
     ``middleware`` wraps the handshake only, not the WebSocket that upgrades a polling session.
+    Building one installs daphne's shutdown hooks, as ``http_app`` does.
     """
+    follow_reactor()
     return _handshake_only(WebSocketConsumer.as_asgi(engine=engine), middleware)
 
 
-def http_route(path: str, engine: EngineSource, middleware: Any = None) -> URLPattern:
-    """A Channels ``URLRouter`` entry serving Engine.IO long-polling at ``path``."""
+def http_route(
+    path: str, engine: EngineSource, middleware: Any = SessionAuthMiddleware
+) -> URLPattern:
+    """A Channels ``URLRouter`` entry serving Engine.IO long-polling at ``path``.
+
+    ``middleware`` (``SessionAuthMiddleware`` by default, ``None`` for none) wraps the
+    handshake; it steps aside when an outer ``AuthMiddlewareStack`` already set the user.
+    """
     route: URLPattern = re_path(_pattern(path), http_app(engine, middleware))
     return route
 
 
-def websocket_route(path: str, engine: EngineSource, middleware: Any = None) -> URLPattern:
-    """A Channels ``URLRouter`` entry serving Engine.IO WebSockets at ``path``."""
+def websocket_route(
+    path: str, engine: EngineSource, middleware: Any = SessionAuthMiddleware
+) -> URLPattern:
+    """A Channels ``URLRouter`` entry serving Engine.IO WebSockets at ``path``.
+
+    The endpoint checks the ``Origin`` header itself, as for polling: keep it outside Channels'
+    ``AllowedHostsOriginValidator``, which refuses every client that sends no ``Origin``.
+    """
     route: URLPattern = re_path(_pattern(path), websocket_app(engine, middleware))
     return route
 
 
 def socketio_engine() -> EngineIOServer:
-    """The Engine.IO server of ``channels_sio.server.sio``; starts this process's node."""
+    """The Engine.IO server of ``channels_sio.server.sio``; starts this process's node.
+
+    An engine source: pass the function itself to ``http_route`` and the others, which call
+    it for each connection.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        # Called at import time, in asgi.py: the node cannot start without the server's loop.
+        raise ImproperlyConfigured(
+            "channels_sio.asgi.socketio_engine was called outside the ASGI server: pass the "
+            "function, not its result, e.g. http_route('socket.io/', socketio_engine)."
+        ) from None
     node = get_node()
     node.ensure_started()
     return node.server.engine
@@ -101,6 +133,7 @@ def socketio_engine() -> EngineIOServer:
 def get_application(
     django_app: Any,
     *,
+    websocket: Any = None,
     engines: Mapping[str, EngineSource] | None = None,
     middleware: Any = SessionAuthMiddleware,
     server: SocketIOServer | None = None,
@@ -111,7 +144,11 @@ def get_application(
     ``engines`` adds raw Engine.IO servers: URL path -> server, or a zero-argument callable
     returning the same server each time (so settings are read on first use). ``server``
     replaces the project's Socket.IO server (tests use that for isolated servers). Plain
-    HTTP requests to other paths go to ``django_app``. The request that opens an Engine.IO
+    HTTP requests to other paths go to ``django_app``: Django's ASGI application, or the
+    project's own Channels router. WebSockets to other paths go to ``websocket``, the project's
+    own WebSocket application (say ``AuthMiddlewareStack(URLRouter(...))``); without it, to
+    the ``"websocket"`` application of ``django_app`` when that is a ``ProtocolTypeRouter``,
+    and are refused otherwise. The request that opens an Engine.IO
     session, on either transport, passes through ``middleware``
     (:class:`~channels_sio.auth.SessionAuthMiddleware` by default, so handlers see the Django
     user and session, as with Channels' ``AuthMiddlewareStack``, which works too); ``None``
@@ -119,6 +156,8 @@ def get_application(
     the opening request's scope.
     """
     follow_reactor()
+    if websocket is None and isinstance(django_app, ProtocolTypeRouter):
+        websocket = django_app.application_mapping.get("websocket")
     sio_engine: EngineSource = socketio_engine if server is None else (lambda: server.engine)
     routes: dict[str, EngineSource] = {conf.get("path"): sio_engine, **(engines or {})}
     return EndpointRouter(
@@ -126,4 +165,5 @@ def get_application(
         websocket={path: websocket_app(engine, middleware) for path, engine in routes.items()},
         django=django_app,
         lifespan=lifespan,
+        websocket_fallback=websocket,
     )

@@ -1,4 +1,5 @@
-"""The default connection middleware: Django's cookies, session and user on the handshake scope."""
+"""Django users for connections: the default connection middleware (cookies, session and user on
+the handshake scope), and the user of a session key sent as a token."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from channels.auth import get_user
 from django.conf import settings
 from django.http.cookie import parse_cookie
 
-__all__ = ["SessionAuthMiddleware"]
+__all__ = ["SessionAuthMiddleware", "session_user"]
 
 
 class SessionAuthMiddleware:
@@ -24,6 +25,8 @@ class SessionAuthMiddleware:
       by the handler (``socket.session.save()``), as over a Channels WebSocket.
     - The scope is copied once, not once per middleware layer, and the copy lives as long as
       the connection.
+    - A scope that already has a ``user`` (an outer ``AuthMiddlewareStack``, in a router built
+      by hand) is passed on as it is: the user is not looked up twice.
     """
 
     def __init__(self, inner: Any) -> None:
@@ -34,6 +37,9 @@ class SessionAuthMiddleware:
         # the routing module imports this one.
         from django.contrib.auth.models import AnonymousUser
 
+        if "user" in scope:
+            await self.inner(scope, receive, send)
+            return
         cookies: dict[str, str] = {}
         for name, value in scope.get("headers", ()):
             if name == b"cookie":
@@ -44,3 +50,18 @@ class SessionAuthMiddleware:
         scope = {**scope, "cookies": cookies, "session": store(session_key)}
         scope["user"] = await get_user(scope) if session_key else AnonymousUser()
         await self.inner(scope, receive, send)
+
+
+async def session_user(session_key: Any) -> Any:
+    """The Django user logged in to the session ``session_key``, for a client that sends the
+    key as a token (in its auth payload) rather than as a cookie: a script, a test, a mobile app.
+
+    ``AnonymousUser`` when ``session_key`` is not a string, or names no session, an expired one,
+    or one whose user changed password since (the checks of the session cookie).
+    """
+    from django.contrib.auth.models import AnonymousUser
+
+    if not isinstance(session_key, str) or not session_key:
+        return AnonymousUser()
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    return await get_user({"session": store(session_key)})

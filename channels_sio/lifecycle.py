@@ -57,11 +57,18 @@ async def _shutdown_and_drain() -> None:
     # Let the consumers finish while the reactor still runs, so close frames and the answers
     # to pending polls go out; then cancel the rest, as daphne's own trigger would have.
     tasks = set(consumer_tasks)
+    pending: set[asyncio.Task[Any]] = set()
     if tasks:
         _, pending = await asyncio.wait(tasks, timeout=_DRAIN_TIMEOUT)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+    # Every other task too, as asyncio.run does at exit: the project's own consumers (a
+    # Channels WebSocket consumer waiting for its next message) are left suspended when
+    # daphne's trigger fails, and finalizing them at exit can crash CPython 3.11.
+    pending |= asyncio.all_tasks() - {asyncio.current_task()}
+    for task in pending:
+        task.cancel()
+    if pending:
+        # Bounded: a task that ignores its cancellation must not hold the reactor's shutdown.
+        await asyncio.wait(pending, timeout=_DRAIN_TIMEOUT)
 
 
 @cache

@@ -27,8 +27,9 @@ class EndpointRouter:
     regular expressions in turn as Channels' ``ProtocolTypeRouter`` and ``URLRouter`` do (a
     polling session makes two HTTP requests per message, and those routers cost about a fifth
     of each). Like ``URLRouter``, the path is taken relative to the scope's ``root_path``.
-    Other HTTP requests go to ``django``; a WebSocket for another path is refused as
-    ``URLRouter`` refuses it, with ``ValueError``; ``lifespan`` events go to ``lifespan``.
+    Other HTTP requests go to ``django``, other WebSockets to ``websocket_fallback`` (the
+    project's own WebSocket application), or are refused as ``URLRouter`` refuses them, with
+    ``ValueError``, when there is none; ``lifespan`` events go to ``lifespan``.
     """
 
     def __init__(
@@ -38,11 +39,13 @@ class EndpointRouter:
         websocket: Mapping[str, ASGIApp],
         django: ASGIApp,
         lifespan: ASGIApp,
+        websocket_fallback: ASGIApp | None = None,
     ) -> None:
         self.http = {endpoint_key(path): app for path, app in http.items()}
         self.websocket = {endpoint_key(path): app for path, app in websocket.items()}
         self.django = django
         self.lifespan = lifespan
+        self.websocket_fallback = websocket_fallback
 
     def _endpoint(self, scope: dict[str, Any], endpoints: dict[str, ASGIApp]) -> ASGIApp | None:
         path: str = scope["path"]
@@ -58,7 +61,7 @@ class EndpointRouter:
         if kind == "http":
             app = self._endpoint(scope, self.http) or self.django
         elif kind == "websocket":
-            app = self._endpoint(scope, self.websocket)
+            app = self._endpoint(scope, self.websocket) or self.websocket_fallback
             if app is None:
                 raise ValueError(f"No route found for path {scope['path']!r}.")
         elif kind == "lifespan":

@@ -10,10 +10,14 @@ from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY
 from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.sessions.backends.db import SessionStore
+from django.core.asgi import get_asgi_application
 from django.test import Client
 
 import channels_sio.auth
-from channels_sio.auth import SessionAuthMiddleware
+from channels_sio import ConnectionRefusedError, Socket, SocketIOServer
+from channels_sio.asgi import get_application
+from channels_sio.auth import SessionAuthMiddleware, session_user
+from channels_sio.testing import SocketIOCommunicator
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -91,3 +95,57 @@ async def test_send_is_passed_through_unwrapped() -> None:
 
     await SessionAuthMiddleware(inner)({"type": "http", "headers": []}, None, send)
     assert sends == [send]
+
+
+async def test_a_user_already_on_the_scope_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def no_lookup(scope: dict[str, Any]) -> Any:
+        raise AssertionError("an outer AuthMiddlewareStack already looked the user up")
+
+    monkeypatch.setattr(channels_sio.auth, "get_user", no_lookup)
+    seen: dict[str, Any] = {}
+
+    async def inner(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.update(scope)
+
+    outer = {"type": "websocket", "headers": cookie_header("k" * 32), "user": "alice"}
+    await SessionAuthMiddleware(inner)(outer, None, None)
+    assert seen == outer
+
+
+async def test_session_user() -> None:
+    key = await sync_to_async(logged_in_cookie)("carol")
+    assert (await session_user(key)).username == "carol"
+    for token in ("x" * 32, "", None, 42, ["a"]):
+        assert isinstance(await session_user(token), AnonymousUser), token
+
+
+async def test_a_token_in_the_auth_payload_sets_the_sockets_user() -> None:
+    sio = SocketIOServer()
+
+    @sio.use
+    async def token_login(socket: Socket, auth: dict[str, Any]) -> None:
+        if "token" in auth:
+            socket.user = await session_user(auth["token"])
+
+    @sio.on("connect")
+    async def connect(socket: Socket, auth: dict[str, Any]) -> None:
+        if not socket.user.is_authenticated:
+            raise ConnectionRefusedError("login required")
+
+    @sio.on("whoami")
+    async def whoami(socket: Socket) -> tuple[str, bool]:
+        # The scope keeps the request's own user: the token's is this socket's alone.
+        return socket.user.get_username(), socket.scope["user"].is_authenticated
+
+    application = get_application(get_asgi_application(), server=sio)
+    key = await sync_to_async(logged_in_cookie)("dave")
+    client = SocketIOCommunicator(application, auth={"token": key})
+    refused = SocketIOCommunicator(application, auth={"token": "forged"})
+    try:
+        await client.connect()
+        assert await client.emit_with_ack("whoami") == ["dave", False]
+        with pytest.raises(ConnectionRefusedError, match="login required"):
+            await refused.connect()
+    finally:
+        await client.disconnect()
+        await sio.shutdown()

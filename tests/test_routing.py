@@ -78,3 +78,16 @@ async def test_websocket_without_an_endpoint_is_refused(router: EndpointRouter, 
 async def test_unknown_scope_type(router: EndpointRouter) -> None:
     with pytest.raises(ValueError, match="No application configured for scope type 'webtransport'"):
         await router({"type": "webtransport", "path": "/socket.io/"}, None, None)
+
+
+async def test_other_websockets_go_to_the_fallback(seen: list[str]) -> None:
+    router = EndpointRouter(
+        http={},
+        websocket={"/socket.io/": recorder("sio-ws", seen)},
+        django=recorder("django", seen),
+        lifespan=recorder("lifespan", seen),
+        websocket_fallback=recorder("project-ws", seen),
+    )
+    await router({"type": "websocket", "path": "/ws/echo/"}, None, None)
+    await router({"type": "websocket", "path": "/socket.io/"}, None, None)
+    assert seen == ["project-ws", "sio-ws"]

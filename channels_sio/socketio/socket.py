@@ -129,6 +129,7 @@ class Socket:
         self._connected_at = time.time()
         self._handshake: Handshake | None = None
         self.data: dict[str, Any] = {}
+        self._user: AbstractBaseUser | AnonymousUser | None = None
         self.state = SocketState.CONNECTING
         #: The private session id a client brings back to recover this socket (recovery on).
         self.pid: str | None = None
@@ -168,10 +169,18 @@ class Socket:
 
     @property
     def user(self) -> AbstractBaseUser | AnonymousUser | None:
-        """The Django user of the opening request (``AnonymousUser`` when logged out); None
-        when no connection middleware put one on the scope."""
+        """The Django user: the one a middleware or the connect handler set (say from a token
+        in the auth payload), else the opening request's (``AnonymousUser`` when logged out,
+        ``None`` when the request went through no connection middleware)."""
+        if self._user is not None:
+            return self._user
         user: AbstractBaseUser | AnonymousUser | None = self.scope.get("user")
         return user
+
+    @user.setter
+    def user(self, user: AbstractBaseUser | AnonymousUser | None) -> None:
+        # This socket's own: the scope is shared by every namespace of the connection.
+        self._user = user
 
     @property
     def session(self) -> SessionBase | None:

@@ -59,8 +59,10 @@ function make(name, { url, nsp = "/cluster", transports, auth = {}, query, heade
     wake();
   });
   if (!noAck) socket.on("question", (...args) => args[args.length - 1](name));
-  socket.on("disconnect", (reason) => {
+  socket.on("disconnect", (reason, details) => {
     socket.disconnectReason = reason;
+    // The WebSocket close code (1006 when the connection dropped without a close frame).
+    socket.closeCode = details && details.context ? (details.context.code ?? null) : null;
     wake();
   });
   socket.on("connect_error", (err) => {
@@ -106,6 +108,7 @@ function describe(socket) {
     connected: socket.connected,
     transport: engine && engine.transport ? engine.transport.name : null,
     disconnectReason: socket.disconnectReason,
+    closeCode: socket.closeCode ?? null,
     connectError: socket.connectError,
     // Connection state recovery, as the client sees it (socket.io-client keeps the private
     // session id and the last offset it received on the socket).

@@ -36,8 +36,11 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         *,
         ready_path: str = "/_protocol/state/",
+        app: str = "example_project.asgi:application",
     ) -> None:
         self.kind = kind
+        # The ASGI application, for uvicorn and daphne (runserver reads ASGI_APPLICATION).
+        self.app = app
         # Polled until it answers 200: the protocol state view, or "/" for the plain project.
         self.ready_path = ready_path
         self.settings = settings
@@ -48,7 +51,7 @@ class ServerProcess:
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"csio-{kind}-{self.port}.log"
 
     def command(self) -> list[str]:
-        app = "example_project.asgi:application"
+        app = self.app
         if self.kind == "runserver":
             # What example_project/run.sh runs: daphne's runserver, serving static files too.
             address = f"127.0.0.1:{self.port}"

@@ -130,19 +130,22 @@ class ServerProcess:
             return ""
 
     def log_offset(self) -> int:
-        """Where the log ends now: ``errors_logged`` reads from there."""
+        """Where the log ends now: ``log_since`` and ``errors_logged`` read from there."""
         try:
             return self.log_path.stat().st_size
         except OSError:
             return 0
 
+    def log_since(self, offset: int) -> str:
+        """What was logged since ``offset`` (a ``log_offset``)."""
+        with self.log_path.open("rb") as log:
+            log.seek(offset)
+            return log.read().decode(errors="replace")
+
     def errors_logged(self, offset: int) -> list[str]:
         """The lines logged since ``offset`` that report an error: a traceback, an ERROR
         level (uvicorn's and daphne's prefix) or an exception's name."""
-        with self.log_path.open("rb") as log:
-            log.seek(offset)
-            text = log.read().decode(errors="replace")
-        return [line for line in text.splitlines() if ERROR_LINE.search(line)]
+        return [line for line in self.log_since(offset).splitlines() if ERROR_LINE.search(line)]
 
     def state(self) -> dict[str, object]:
         response = httpx.get(self.url + "/_protocol/state/", timeout=5)

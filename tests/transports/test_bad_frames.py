@@ -54,7 +54,9 @@ class RawWebSocket:
         self.writer = writer
 
     @classmethod
-    async def open(cls, server: ServerProcess) -> tuple[RawWebSocket, str]:
+    async def open(
+        cls, server: ServerProcess, path: str = "/engine.io/"
+    ) -> tuple[RawWebSocket, str]:
         """Connect, upgrade, and read the open packet; the socket and its session id."""
         where = urlsplit(server.url)
         assert where.hostname is not None
@@ -62,7 +64,7 @@ class RawWebSocket:
         key = base64.b64encode(os.urandom(16)).decode()
         writer.write(
             (
-                "GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+                f"GET {path}?EIO=4&transport=websocket HTTP/1.1\r\n"
                 f"Host: {where.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
             ).encode()

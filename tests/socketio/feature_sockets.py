@@ -531,6 +531,8 @@ REENTRANT = "/reentrant"
 
 
 async def reentrant_middleware(socket: Socket, auth: dict[str, Any]) -> None:
+    """Record the socket id as ``socket:<auth["tag"]>``: a refused client never learns it."""
+    record(f"socket:{auth.get('tag')}", socket.id)
     if auth.get("close_in") == "middleware":
         await socket.disconnect(close=True)
         raise ConnectionRefusedError("closed in a middleware")

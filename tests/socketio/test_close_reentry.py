@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import secrets
 import socket
 import struct
 from collections.abc import AsyncIterator
@@ -39,13 +40,15 @@ async def client() -> AsyncIterator[socketio.AsyncClient]:
     await sio.eio.disconnect()
 
 
-async def connect(client: socketio.AsyncClient, server: ServerProcess, close_in: str) -> str:
+async def connect(
+    client: socketio.AsyncClient, server: ServerProcess, close_in: str, tag: str = ""
+) -> str:
     """Connect to ``/reentrant`` over WebSocket; the socket id."""
     await client.connect(
         server.url,
         namespaces=[NSP],
         transports=["websocket"],
-        auth={"close_in": close_in},
+        auth={"close_in": close_in, "tag": tag},
         wait_timeout=TIMEOUT,
     )
     sid = client.get_sid(NSP)
@@ -53,16 +56,22 @@ async def connect(client: socketio.AsyncClient, server: ServerProcess, close_in:
     return sid
 
 
-async def disconnects(server: ServerProcess, sid: str) -> tuple[Any, Any]:
-    """What the server's disconnect handler recorded for ``sid`` (reason, times run), asked by
-    a new client: that the worker still serves one is part of every test."""
-    keys = [f"disconnect:{sid}", f"disconnects:{sid}"]
+async def report(server: ServerProcess, keys: list[str]) -> dict[str, Any]:
+    """The server's records of ``keys``, asked by a new client: that the worker still serves
+    one is part of every test."""
     asker = socketio.AsyncClient(reconnection=False)
     await asker.connect(server.url, transports=["websocket"], wait_timeout=TIMEOUT)
     try:
-        records = await asker.call("report", (keys, 1.0), timeout=TIMEOUT)
+        records: dict[str, Any] = await asker.call("report", (keys, 1.0), timeout=TIMEOUT)
     finally:
         await asker.disconnect()
+    return records
+
+
+async def disconnects(server: ServerProcess, sid: str) -> tuple[Any, Any]:
+    """What the server's disconnect handler recorded for ``sid``: reason, times run."""
+    keys = [f"disconnect:{sid}", f"disconnects:{sid}"]
+    records = await report(server, keys)
     return records[keys[0]], records[keys[1]]
 
 
@@ -122,10 +131,15 @@ async def test_close_in_a_refusing_middleware_or_connect_handler(
     features_server: ServerProcess, client: socketio.AsyncClient, close_in: str
 ) -> None:
     offset = features_server.log_offset()
+    tag = secrets.token_hex(8)
     with pytest.raises(socketio.exceptions.ConnectionError):
-        await connect(client, features_server, close_in)
+        await connect(client, features_server, close_in, tag)
     assert not client.connected
-    # Never connected: no disconnect event, and nothing logged (a refusal is no error).
+    # Never connected: no disconnect event (the id is what the middleware recorded), and
+    # nothing logged (a refusal is no error).
+    sid = (await report(features_server, [f"socket:{tag}"]))[f"socket:{tag}"]
+    assert isinstance(sid, str)
+    assert await disconnects(features_server, sid) == (None, None)
     assert features_server.errors_logged(offset) == []
     state = await asyncio.to_thread(features_server.wait_idle)
     assert not state["sessions"], state

@@ -21,8 +21,9 @@ Loaded by ``tests.socketio.settings_features`` next to ``example_project.protoco
 ``/catchall``
     a catch-all ``*`` handler beside one named handler.
 ``/reentrant``
-    closes asked for while a close runs: in the disconnect handler (as the socket and as the
-    server), in a handler that then raises, in a middleware and a connect handler that refuse.
+    closes asked for while a close runs: in the disconnect handler (as the socket, as the
+    server and as the Engine.IO session), in a handler that then raises, in a middleware and
+    a connect handler that refuse.
 
 What happens out of sight of a client (disconnect reasons, results of acks the server waited
 for) is put in ``RECORDS``; the ``report`` event (on ``/`` and ``/features``) waits for the
@@ -547,7 +548,8 @@ async def reentrant_connect(socket: Socket, auth: dict[str, Any]) -> None:
 
 
 async def reentrant_disconnect(socket: Socket, reason: str) -> None:
-    """Record the disconnect, then ask for it again: as the socket, and as the server."""
+    """Record the disconnect, then ask for it again: as the socket, as the server, and as the
+    Engine.IO session."""
     await record_disconnect(socket, reason)
     close_in = socket.data.get("close_in")
     if close_in == "disconnect":
@@ -555,6 +557,8 @@ async def reentrant_disconnect(socket: Socket, reason: str) -> None:
         await socket.disconnect(close=True)
     elif close_in == "disconnect-server":
         await sio.of(REENTRANT).to(socket.id).disconnect_sockets(close=True)
+    elif close_in == "disconnect-engine":
+        await socket.client.session.close()
 
 
 async def close_then_raise(socket: Socket) -> None:

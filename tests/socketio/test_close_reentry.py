@@ -2,12 +2,12 @@
 stack overflowed), with python-socketio's client and a raw WebSocket under uvicorn and daphne.
 
 The ``/reentrant`` namespace (tests.socketio.feature_sockets) closes the connection again from
-its disconnect handler (as the socket, and as the server through ``disconnect_sockets``), from
-a handler that raises after closing, from a middleware and a connect handler that close and
-refuse; the raw client vanishes (a TCP reset) while the server closes its socket. Each time:
-exactly one disconnect event per connected socket (counted by the disconnect handler), none for
-a refused one, no recursion, nothing logged as an error but the raising handler's own error,
-and the worker serves the next client.
+its disconnect handler (as the socket, as the server through ``disconnect_sockets``, and as the
+Engine.IO session), from a handler that raises after closing, from a middleware and a connect
+handler that close and refuse; the raw client vanishes (a TCP reset) while the server closes
+its socket. Each time: exactly one disconnect event per connected socket (counted by the
+disconnect handler), none for a refused one, no recursion, nothing logged as an error but the
+raising handler's own error, and the worker serves the next client.
 """
 
 from __future__ import annotations
@@ -88,6 +88,8 @@ async def closed(client: socketio.AsyncClient) -> None:
         ("disconnect", "server", "forced server close"),
         ("disconnect-server", "client", "transport close"),
         ("disconnect-server", "server", "forced server close"),
+        ("disconnect-engine", "client", "transport close"),
+        ("disconnect-engine", "server", "forced server close"),
         ("none", "raise", "forced server close"),
         ("disconnect", "raise", "forced server close"),
     ],

@@ -16,16 +16,14 @@ import asyncio
 import json
 import random
 import secrets
-import socket
-import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import socketio
 
+from tests.support.raw_websocket import TEXT, RawWebSocket, drop, frame
 from tests.support.servers import ServerProcess
-from tests.transports.test_bad_frames import TEXT, RawWebSocket, frame
 
 NSP = "/reentrant"
 TIMEOUT = 5.0
@@ -164,9 +162,7 @@ async def test_client_vanishes_while_the_server_closes(features_server: ServerPr
         sock.writer.write(frame(TEXT, f'42{NSP},["disconnect-me",true]'.encode()))
         await sock.writer.drain()
         await asyncio.sleep(rng.uniform(0, 0.004))
-        raw = sock.writer.get_extra_info("socket")
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        sock.writer.transport.abort()
+        drop(sock.writer, reset=True)
         reason, times = await disconnects(features_server, sid)
         assert reason in ("forced server close", "transport close"), reason
         assert times == 1

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
-import struct
 
 import httpx
 
 from channels_sio.engineio.polling import WATCH_AFTER
 from tests.support.eio import SEP, TIMEOUT, Polling, close_reason, error_json, polling_session
+from tests.support.raw_websocket import drop
 from tests.support.servers import ServerProcess, socketio_leftovers
 
 ROUNDS = 30
@@ -38,14 +37,6 @@ async def waiting_get(server: ServerProcess, session: Polling) -> asyncio.Stream
     await writer.drain()
     await session.get_waiting()
     return writer
-
-
-def drop(writer: asyncio.StreamWriter, *, reset: bool) -> None:
-    """Close the connection at once: a FIN, or (``reset``) an RST as a vanished client's."""
-    if reset:
-        sock = writer.get_extra_info("socket")
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    writer.transport.abort()
 
 
 async def one_round(

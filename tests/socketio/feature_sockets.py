@@ -20,6 +20,10 @@ Loaded by ``tests.socketio.settings_features`` next to ``example_project.protoco
     a class-based :class:`channels_sio.NamespaceHandler`.
 ``/catchall``
     a catch-all ``*`` handler beside one named handler.
+``/reentrant``
+    closes asked for while a close runs: in the disconnect handler (as the socket, as the
+    server and as the Engine.IO session), in a handler that then raises, in a middleware and
+    a connect handler that refuse.
 
 What happens out of sight of a client (disconnect reasons, results of acks the server waited
 for) is put in ``RECORDS``; the ``report`` event (on ``/`` and ``/features``) waits for the
@@ -520,3 +524,50 @@ async def known(socket: Socket, *args: Any) -> dict[str, Any]:
 
 sio.on("*", catch_all, namespace="/catchall")
 sio.on("known", known, namespace="/catchall")
+
+
+# -- /reentrant: a close asked for while a close runs (socket.io#5194) ----------------------------
+
+REENTRANT = "/reentrant"
+
+
+async def reentrant_middleware(socket: Socket, auth: dict[str, Any]) -> None:
+    """Record the socket id as ``socket:<auth["tag"]>``: a refused client never learns it."""
+    record(f"socket:{auth.get('tag')}", socket.id)
+    if auth.get("close_in") == "middleware":
+        await socket.disconnect(close=True)
+        raise ConnectionRefusedError("closed in a middleware")
+
+
+async def reentrant_connect(socket: Socket, auth: dict[str, Any]) -> None:
+    """``auth["close_in"]`` says where this socket closes its connection again."""
+    socket.data["close_in"] = auth.get("close_in")
+    if auth.get("close_in") == "connect":
+        await socket.disconnect(close=True)
+        raise ConnectionRefusedError("closed in connect")
+
+
+async def reentrant_disconnect(socket: Socket, reason: str) -> None:
+    """Record the disconnect, then ask for it again: as the socket, as the server, and as the
+    Engine.IO session."""
+    await record_disconnect(socket, reason)
+    close_in = socket.data.get("close_in")
+    if close_in == "disconnect":
+        await socket.disconnect()
+        await socket.disconnect(close=True)
+    elif close_in == "disconnect-server":
+        await sio.of(REENTRANT).to(socket.id).disconnect_sockets(close=True)
+    elif close_in == "disconnect-engine":
+        await socket.client.session.close()
+
+
+async def close_then_raise(socket: Socket) -> None:
+    await socket.disconnect(close=True)
+    raise RuntimeError("raised after closing, on purpose")
+
+
+sio.use(reentrant_middleware, namespace=REENTRANT)
+sio.on("connect", reentrant_connect, namespace=REENTRANT)
+sio.on("disconnect", reentrant_disconnect, namespace=REENTRANT)
+sio.on("disconnect-me", disconnect_me, namespace=REENTRANT)
+sio.on("close-then-raise", close_then_raise, namespace=REENTRANT)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,6 +19,9 @@ import pytest
 
 EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "example_project"
 SERVER_KINDS = ("uvicorn", "daphne")
+#: A log line that reports an error. channels_sio's own lines say "transport error" in lower
+#: case: a close reason, not an error of the server.
+ERROR_LINE = re.compile(r"Traceback|ERROR|CRITICAL|Exception|\b[A-Z]\w*Error\b")
 
 
 def free_port() -> int:
@@ -127,6 +131,24 @@ class ServerProcess:
             return self.log_path.read_text(errors="replace")[-6000:]
         except OSError:
             return ""
+
+    def log_offset(self) -> int:
+        """Where the log ends now: ``log_since`` and ``errors_logged`` read from there."""
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def log_since(self, offset: int) -> str:
+        """What was logged since ``offset`` (a ``log_offset``)."""
+        with self.log_path.open("rb") as log:
+            log.seek(offset)
+            return log.read().decode(errors="replace")
+
+    def errors_logged(self, offset: int) -> list[str]:
+        """The lines logged since ``offset`` that report an error: a traceback, an ERROR
+        level (uvicorn's and daphne's prefix) or an exception's name."""
+        return [line for line in self.log_since(offset).splitlines() if ERROR_LINE.search(line)]
 
     def state(self) -> dict[str, object]:
         response = httpx.get(self.url + "/_protocol/state/", timeout=5)

@@ -7,7 +7,7 @@ what the server must do: close that session with the reason the first bad packet
 (``parse error``, ``transport error``, ``transport close``), or answer the probe. Meanwhile a
 python-socketio client keeps exchanging acknowledgements on another session, and afterwards
 the server holds no session, socket, room entry, task or acknowledgement waiter (the
-``protocol_server`` fixture counts them through the server's own tables).
+``fuzz_server`` fixture counts them through the server's own tables).
 
 ``CSIO_FUZZ_SEED`` (default fixed, so a failure replays), ``CSIO_FUZZ_COUNT`` (WebSocket
 inputs per server; polling gets a third) and ``CSIO_FUZZ_SECONDS`` (per test) change the run.
@@ -40,7 +40,7 @@ from channels_sio.socketio.packet import Decoder, Packet, SocketIOParseError
 from channels_sio.socketio.packet import PacketType as SioType
 from tests.socketio.raw_client import SioPolling
 from tests.support.eio import TIMEOUT, WebSocket, state
-from tests.support.servers import ServerProcess
+from tests.support.servers import ServerProcess, server_fixture
 
 SEED = int(os.environ.get("CSIO_FUZZ_SEED", "20261203"))
 COUNT = int(os.environ.get("CSIO_FUZZ_COUNT", "1000"))
@@ -397,22 +397,29 @@ def _check(server: ServerProcess, done: int, count: int, failures: list[str]) ->
     )
 
 
-async def test_websocket_frames(protocol_server: ServerProcess) -> None:
+fuzz_server = server_fixture(
+    "tests.transports.settings_fuzz",
+    "The protocol reference configuration with slow heartbeats, under each ASGI server, "
+    "checked for leaks after.",
+)
+
+
+async def test_websocket_frames(fuzz_server: ServerProcess) -> None:
     done, failures = await fuzz(
-        protocol_server,
+        fuzz_server,
         COUNT,
-        lambda frames: run_websocket_input(protocol_server, frames),
+        lambda frames: run_websocket_input(fuzz_server, frames),
         SEED,
     )
-    _check(protocol_server, done, COUNT, failures)
+    _check(fuzz_server, done, COUNT, failures)
 
 
-async def test_polling_bodies(protocol_server: ServerProcess, client: httpx.AsyncClient) -> None:
+async def test_polling_bodies(fuzz_server: ServerProcess, client: httpx.AsyncClient) -> None:
     count = max(COUNT // 3, 1)
     done, failures = await fuzz(
-        protocol_server,
+        fuzz_server,
         count,
-        lambda frames: run_polling_input(protocol_server, client, frames),
+        lambda frames: run_polling_input(fuzz_server, client, frames),
         SEED + 1,
     )
-    _check(protocol_server, done, count, failures)
+    _check(fuzz_server, done, count, failures)

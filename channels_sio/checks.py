@@ -187,6 +187,17 @@ def check_settings(
                     9,
                 )
             )
+    window = values["upgrade_window"]
+    if not isinstance(window, int) or isinstance(window, bool) or window < 0:
+        errors.append(
+            _error(
+                f"{SETTING_NAME}['upgrade_window'] must be a whole number of milliseconds, 0 "
+                f"or more, not {window!r}.",
+                "The default is 300; 0 turns the wait off (upgrades that land on another "
+                "process then leave their client on long-polling).",
+                30,
+            )
+        )
     beat, lost = values["node_heartbeat"], values["node_timeout"]
     if _is_positive_int(beat) and _is_positive_int(lost) and lost < 2 * beat:
         errors.append(

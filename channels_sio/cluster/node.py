@@ -3,8 +3,9 @@
 Each server process has one node, started with the ASGI server (lifespan, or daphne's reactor
 start). It joins the nodes' group and reads its own channel; the jobs it carries are modules
 of their own, each registering the message types it handles: membership (who else is up),
-requests (questions to every node, with replies), polling forwarding, and the cluster adapter
-(the cross-node half of every namespace's adapter).
+requests (questions to every node, with replies), polling forwarding, WebSocket upgrades of
+other nodes' sessions, and the cluster adapter (the cross-node half of every namespace's
+adapter).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .forwarding import PollingForwarder
 from .membership import Membership
 from .protocol import NODE_ID_LENGTH, NODES_GROUP
 from .requests import Requests
+from .upgrades import RemoteUpgrades
 
 if TYPE_CHECKING:
     from ..monitoring.service import Monitor
@@ -58,6 +60,7 @@ class Node:
         self.membership = Membership(self)
         self.requests = Requests(self)
         self.forwarding = PollingForwarder(self)
+        self.upgrades = RemoteUpgrades(self)
         self.cross_node = CrossNode(self)
         from ..monitoring.actions import AdminActions  # it imports this package's protocol
 
@@ -126,6 +129,11 @@ class Node:
             # The in-memory layer reaches no other process: adapters stay local, and the node
             # only receives what channels_sio.emit sends from this process.
             self.server.use_adapter(lambda nsp: ClusterAdapter(nsp, self))
+            engine.remote_owner = self.upgrades
+            window = conf.get("upgrade_window") / 1000
+            if window > 0:
+                # Alone, no upgrade can land elsewhere: sessions are not held.
+                engine.upgrade_window = lambda: window if self.membership.peers else 0.0
         self.server.bus = self.cross_node
         self.channel = await layer.new_channel("channels_sio.node.")
         await layer.group_add(NODES_GROUP, self.channel)
@@ -193,6 +201,10 @@ class Node:
         await self.forwarding.drain()
         if self.server.bus is self.cross_node:
             self.server.bus = None
+        engine = self.server.engine
+        if engine.remote_owner is self.upgrades:
+            engine.remote_owner = None
+            engine.upgrade_window = None
         tasks = list(self._tasks)
         self._tasks.clear()
         for task in tasks:

@@ -22,6 +22,10 @@ __all__ = [
     "REQUEST",
     "SOCKET",
     "SOCKETS",
+    "UPGRADE_ABANDON",
+    "UPGRADE_PROBE",
+    "UPGRADE_REPLY",
+    "UPGRADE_TAKE",
     "WELCOME",
     "flags_from",
     "flags_message",
@@ -47,6 +51,11 @@ HTTP = "channels_sio.http"  # to one node: a polling request for a sid it owns
 HTTP_ABORT = "channels_sio.http_abort"
 HTTP_RESPONSE = "channels_sio.http_response"
 ADMIN = "channels_sio.admin"  # to one node: the admin acts on one of its sessions
+# To the owner of a session whose WebSocket upgrade landed on the sender (cluster.upgrades):
+UPGRADE_PROBE = "channels_sio.upgrade_probe"  # hold the session for the sender
+UPGRADE_TAKE = "channels_sio.upgrade_take"  # hand it over
+UPGRADE_ABANDON = "channels_sio.upgrade_abandon"  # the upgrade failed: keep it
+UPGRADE_REPLY = "channels_sio.upgrade_reply"  # the owner's answer to PROBE and TAKE
 
 
 def flags_message(flags: BroadcastFlags) -> dict[str, Any]:

@@ -13,10 +13,11 @@ from typing import Any, TypeVar
 
 from .config import EngineIOConfig
 from .errors import CloseReason, ErrorCode
+from .handover import RemoteOwner, RemoteProbe
 from .http import HttpRequest, HttpResponse, error_response
 from .packet import Packet, PacketType
 from .polling import PollingTransport, Receive
-from .session import Session, Transport
+from .session import Handover, Session, Transport
 from .websocket import CLOSE_POLICY_VIOLATION, WebSocketSink, WebSocketTransport
 
 __all__ = [
@@ -53,6 +54,10 @@ class EngineObserver:
 
     def handshake_refused(self, request: HttpRequest, status: int) -> None:
         """A request that would have opened a session was answered ``status`` instead."""
+
+    def session_moved(self, session: Session) -> None:
+        """``session`` left this process, before its connect handler ran: its client
+        completed a WebSocket upgrade in another process, which took it over."""
 
 
 def _require_async(handler: H) -> H:
@@ -95,6 +100,13 @@ class EngineIOServer:
         #: may own it); without it such requests get "Session ID unknown".
         self.forward: Forwarder | None = None
         self._draining: dict[str, PollingTransport] = {}
+        #: Seconds a new long-polling session waits for its client's WebSocket upgrade before
+        #: the connect handler runs, so that another process the upgrade reaches can take the
+        #: session over (``Session.hold``); None or 0: the handler runs at the handshake.
+        self.upgrade_window: Callable[[], float] | None = None
+        #: Reaches the processes that own the sessions this one does not hold, for WebSocket
+        #: upgrades that land here (the cluster sets it); None refuses such upgrades.
+        self.remote_owner: RemoteOwner | None = None
         #: Told of every session opened and closed, and of refused handshakes.
         self.observers: list[EngineObserver] = []
         EngineIOServer._running.add(self)
@@ -121,7 +133,8 @@ class EngineIOServer:
         self._disconnect = _require_async(handler)
         return handler
 
-    async def _accepts(self, session: Session) -> bool:
+    async def accepts(self, session: Session) -> bool:
+        """Run the connect handler for ``session``: False if it refused or failed."""
         if self._connect is None:
             return True
         try:
@@ -151,6 +164,14 @@ class EngineIOServer:
         for observer in self.observers:
             try:
                 observer.session_closed(session, reason)
+            except Exception:
+                logger.exception("Engine.IO observer %r failed", observer)
+
+    def notify_moved(self, session: Session) -> None:
+        """``session`` was handed over to another process (called once, by the session)."""
+        for observer in self.observers:
+            try:
+                observer.session_moved(session)
             except Exception:
                 logger.exception("Engine.IO observer %r failed", observer)
 
@@ -208,11 +229,36 @@ class EngineIOServer:
             [Packet(PacketType.OPEN, json.dumps(handshake, separators=(",", ":")))]
         )
         self.sessions[session.sid] = session
-        if not await self._accepts(session):
+        window = self.upgrade_window() if upgrades and self.upgrade_window is not None else 0.0
+        if window > 0:
+            session.start()
+            self._notify_opened(session)
+            session.hold(window)
+            return session
+        if not await self.accepts(session):
             await session.close(CloseReason.FORCED_CLOSE)
             return None
         session.start()
         self._notify_opened(session)
+        return session
+
+    async def adopt(
+        self, sid: str, transport: WebSocketTransport, request: HttpRequest, handover: Handover
+    ) -> Session | None:
+        """Take over a session another process held, whose client completed its WebSocket
+        upgrade on ``transport``: it goes on here, as if it had been opened here."""
+        session = Session(self, sid, transport, request.context, upgraded=True)
+        session.connected_at = handover.connected_at
+        transport.session = session
+        self.sessions[sid] = session
+        if not await self.accepts(session):
+            await session.close(CloseReason.FORCED_CLOSE)
+            return None
+        session.start()
+        self._notify_opened(session)
+        if handover.leftovers:
+            await transport.write(handover.leftovers)
+        await session.replay(handover.messages)
         return session
 
     async def shutdown(self) -> None:
@@ -350,6 +396,11 @@ class EngineIOServer:
             return transport
         await sink.accept()
         session = self.sessions.get(sid)
+        if session is None and self.remote_owner is not None and self.remote_owner.owns(sid):
+            # Another process owns it: it may hand the session over (see RemoteProbe).
+            transport.remote = RemoteProbe(self, self.remote_owner, sid, transport, request)
+            await transport.start_writing()
+            return transport
         if session is None or not session.can_upgrade:
             # Unknown sid, or a session already upgrading or upgraded: this socket alone goes.
             await sink.close_socket(CLOSE_POLICY_VIOLATION)

@@ -11,6 +11,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine, Generator
+from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,14 @@ from .packet import Packet, PacketType
 if TYPE_CHECKING:
     from .server import EngineIOServer
 
-__all__ = ["InvalidTransition", "Session", "SessionState", "Transport", "UpgradeState"]
+__all__ = [
+    "Handover",
+    "InvalidTransition",
+    "Session",
+    "SessionState",
+    "Transport",
+    "UpgradeState",
+]
 
 logger = logging.getLogger("channels_sio.engineio")
 
@@ -40,6 +48,9 @@ class UpgradeState(Enum):
     NONE = "none"
     PROBING = "probing"  # a WebSocket for this sid connected; waiting for "2probe"
     UPGRADING = "upgrading"  # "3probe" sent; polling GETs are released with noop
+    #: Another process holds a WebSocket for this session and will take the session over
+    #: when the client completes the upgrade there (see ``begin_handover``).
+    HANDING_OVER = "handing over"
     UPGRADED = "upgraded"
 
 
@@ -48,9 +59,10 @@ _TRANSITIONS: dict[Enum, frozenset[Enum]] = {
     SessionState.OPEN: frozenset({SessionState.CLOSING}),
     SessionState.CLOSING: frozenset({SessionState.CLOSED}),
     SessionState.CLOSED: frozenset(),
-    UpgradeState.NONE: frozenset({UpgradeState.PROBING}),
+    UpgradeState.NONE: frozenset({UpgradeState.PROBING, UpgradeState.HANDING_OVER}),
     UpgradeState.PROBING: frozenset({UpgradeState.UPGRADING, UpgradeState.NONE}),
     UpgradeState.UPGRADING: frozenset({UpgradeState.UPGRADED, UpgradeState.NONE}),
+    UpgradeState.HANDING_OVER: frozenset({UpgradeState.UPGRADED, UpgradeState.NONE}),
     UpgradeState.UPGRADED: frozenset(),
 }
 
@@ -77,6 +89,16 @@ DONE: Awaitable[None] = _Done()
 
 class InvalidTransition(RuntimeError):
     """A state machine was asked for a transition it does not have: a bug, never input."""
+
+
+@dataclass(frozen=True)
+class Handover:
+    """What a held session takes to the process that completed its upgrade: the messages
+    the client sent meanwhile, the packets not polled yet, and when it connected."""
+
+    messages: list[str | bytes]
+    leftovers: list[Packet]
+    connected_at: float
 
 
 class Transport(ABC):
@@ -124,7 +146,13 @@ class Session:
     """
 
     def __init__(
-        self, server: EngineIOServer, sid: str, transport: Transport, context: Any
+        self,
+        server: EngineIOServer,
+        sid: str,
+        transport: Transport,
+        context: Any,
+        *,
+        upgraded: bool = False,
     ) -> None:
         self.server = server
         self.sid = sid
@@ -132,7 +160,8 @@ class Session:
         self.context = context
         self.data: dict[str, Any] = {}
         self.state = SessionState.OPENING
-        self.upgrade_state = UpgradeState.NONE
+        # ``upgraded``: a session taken over from another process, whose upgrade ended here.
+        self.upgrade_state = UpgradeState.UPGRADED if upgraded else UpgradeState.NONE
         self.close_reason: CloseReason | None = None
         self.connected_at = time.time()
         self.last_pong = time.monotonic()
@@ -151,6 +180,11 @@ class Session:
         #: Where this session's messages go, when a layer above takes them directly (the
         #: Socket.IO bridge does); None sends them to the server's ``on_message`` handler.
         self.receiver: Callable[[str | bytes], Awaitable[None]] | None = None
+        # While held (see ``hold``): the messages that arrived, in order; None otherwise.
+        self._held: list[str | bytes] | None = None
+        self._hold_timer: asyncio.TimerHandle | None = None
+        # False while held: the connect handler has not run, so no disconnect is dispatched.
+        self._attached = True
 
     def __repr__(self) -> str:
         return f"<Session {self.sid} {self.state.value} {self.transport.name}>"
@@ -305,6 +339,140 @@ class Session:
         if release is not None:
             release()
 
+    # -- holding a new session for an upgrade elsewhere -----------------------------------
+
+    @property
+    def held(self) -> bool:
+        """Whether the connect handler waits (see :meth:`hold`)."""
+        return not self._attached
+
+    def hold(self, seconds: float) -> None:
+        """Delay the connect handler by up to ``seconds``, holding the messages that arrive.
+
+        Behind a balancer that is not sticky, the client's WebSocket upgrade may reach another
+        process. While the layers above know nothing of this session yet, that process can
+        take it over whole (:meth:`hand_over`) and the client ends on a WebSocket there. The
+        handler runs when the time is up, or at once when the upgrade completes here.
+        """
+        self._attached = False
+        self._held = []
+        self.receiver = self._hold_message
+        loop = asyncio.get_running_loop()
+        self._hold_timer = loop.call_later(seconds, self._hold_expired)
+
+    async def _hold_message(self, data: str | bytes) -> None:
+        assert self._held is not None
+        self._held.append(data)
+        if len(self._held) > self.server.config.max_queued_packets:
+            await self.close(CloseReason.SEND_QUEUE_FULL)
+
+    def _hold_expired(self) -> None:
+        self._hold_timer = None
+        # A handover under way decides for itself (taken over, or attached when it fails).
+        if self.upgrade_state is not UpgradeState.HANDING_OVER:
+            self._spawn(self.attach())
+
+    def _cancel_hold_timer(self) -> None:
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+
+    async def attach(self) -> None:
+        """Run the connect handler of a held session, then give it the held messages, in
+        order. Does nothing for a session that is not held, or closed."""
+        if self._attached or not self.is_open:
+            return
+        self._cancel_hold_timer()
+        self._attached = True
+        holding = self.receiver
+        self.receiver = None
+        accepted = await self.server.accepts(self)
+        # The handler set the receiver (or left None: the server's on_message); messages that
+        # arrive while the held ones are replayed still queue behind them.
+        target, self.receiver = self.receiver, holding
+        held = self._held
+        assert held is not None
+        if not accepted:
+            self._attached = False  # refused: no disconnect to dispatch
+            await self.close(CloseReason.FORCED_CLOSE)
+            return
+        while held and self.is_open:
+            await self._deliver(target, held.pop(0))
+        self._held = None
+        self.receiver = target
+
+    async def replay(self, messages: list[str | bytes]) -> None:
+        """Deliver messages that arrived before this session was handed to this process."""
+        for data in messages:
+            if not self.is_open:
+                return
+            await self._deliver(self.receiver, data)
+
+    async def _deliver(
+        self, target: Callable[[str | bytes], Awaitable[None]] | None, data: str | bytes
+    ) -> None:
+        if target is None:
+            await self.server.dispatch_message(self, data)
+            return
+        try:
+            await target(data)
+        except Exception:
+            logger.exception("session %s: message receiver failed", self.sid)
+
+    def begin_handover(self) -> bool:
+        """Another process holds a WebSocket for this session and received its probe: keep
+        holding the session for it until the client completes the upgrade there
+        (:meth:`hand_over`) or the attempt fails (:meth:`abandon_handover`), within
+        ``upgrade_timeout``. False, and nothing changes, when the session cannot be handed
+        over (not held, not on polling, or upgrading already)."""
+        if self._attached or not self.can_upgrade:
+            return False
+        self._set_upgrade_state(UpgradeState.HANDING_OVER)
+        loop = asyncio.get_running_loop()
+        self._upgrade_timer = loop.call_later(
+            self.server.config.upgrade_timeout / 1000, self._handover_timed_out
+        )
+        # The pending GET is answered (noop) so that the client can pause polling.
+        release = getattr(self.transport, "release_for_upgrade", None)
+        if release is not None:
+            release()
+        return True
+
+    def hand_over(self) -> Handover | None:
+        """The client completed its upgrade in the other process: this session leaves this
+        process, quietly (no disconnect: the layers above never knew it), and what it held
+        goes with it. None if it is no longer handing over (closed, timed out)."""
+        if self.upgrade_state is not UpgradeState.HANDING_OVER or not self.is_open:
+            return None
+        self._set_upgrade_state(UpgradeState.UPGRADED)
+        self._cancel_upgrade_timer()
+        self._cancel_hold_timer()
+        self._cancel_heartbeat()
+        take = getattr(self.transport, "take_for_upgrade", None)
+        leftovers: list[Packet] = take() if take is not None else []
+        messages, self._held = self._held or [], None
+        self._set_state(SessionState.CLOSING)
+        self._set_state(SessionState.CLOSED)
+        self.server.forget(self)
+        self.server.notify_moved(self)
+        for task in list(self._tasks):
+            task.cancel()
+        logger.debug("session %s: handed over", self.sid)
+        return Handover(messages, leftovers, self.connected_at)
+
+    async def abandon_handover(self) -> None:
+        """The upgrade in the other process failed: carry on here, on polling."""
+        if self.upgrade_state is not UpgradeState.HANDING_OVER:
+            return
+        self._cancel_upgrade_timer()
+        self._set_upgrade_state(UpgradeState.NONE)
+        if self._hold_timer is None:
+            await self.attach()  # the hold ran out meanwhile
+
+    def _handover_timed_out(self) -> None:
+        self._upgrade_timer = None
+        self._spawn(self.abandon_handover())
+
     async def complete_upgrade(self) -> None:
         """``5`` arrived on the probe: it becomes the transport; leftovers move over, in order."""
         probe = self._probe
@@ -318,6 +486,7 @@ class Session:
         logger.debug("session %s: upgraded to %s", self.sid, probe.name)
         if leftovers:
             await probe.write(leftovers)
+        await self.attach()  # a held session need not wait any longer
 
     async def abandon_upgrade(self) -> None:
         """The probe failed, timed out or went away: carry on with the current transport."""
@@ -344,11 +513,13 @@ class Session:
         """Close the session once; later calls (from any path) return at once."""
         if not self.is_open:
             return
-        was_open = self.state is SessionState.OPEN
+        # A held session's connect handler never ran: there is nothing to disconnect.
+        was_open = self.state is SessionState.OPEN and self._attached
         self._set_state(SessionState.CLOSING)
         self.close_reason = reason
         self._cancel_heartbeat()
         self._cancel_upgrade_timer()
+        self._cancel_hold_timer()
         self.server.forget(self)
         logger.debug("session %s: closing (%s)", self.sid, reason)
         try:

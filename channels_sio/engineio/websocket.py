@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import CloseReason
 from .packet import Packet, PacketType, ParseError, decode_packet, encode_packet
 from .session import DONE, Session, Transport, UpgradeState
+
+if TYPE_CHECKING:
+    from .handover import RemoteProbe
 
 __all__ = ["WebSocketSink", "WebSocketTransport"]
 
@@ -56,6 +59,8 @@ class WebSocketTransport(Transport):
         # Until the socket is accepted, writes only queue (see ``start_writing``).
         self._writing = True
         self._closed = False
+        #: The upgrade of a session another process owns, until it is taken over here.
+        self.remote: RemoteProbe | None = None
 
     async def start_writing(self) -> None:
         """The socket is accepted: send what was queued meanwhile."""
@@ -128,6 +133,9 @@ class WebSocketTransport(Transport):
         """One frame from the client, handled when the result is awaited."""
         session = self.session
         if session is None or self._closed:
+            remote = self.remote
+            if remote is not None and not self._closed:
+                return remote.receive(frame)
             return DONE
         if len(frame) > self._surely_fits and self._too_large(frame):
             return self._refuse_too_large(session)
@@ -179,6 +187,8 @@ class WebSocketTransport(Transport):
         self._queue.clear()
         session = self.session
         if session is None:
+            if self.remote is not None:
+                await self.remote.fail(close=False)
             return
         if session.is_probe(self):
             await session.abandon_upgrade()

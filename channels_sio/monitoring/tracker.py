@@ -168,6 +168,11 @@ class Tracker(EngineObserver, SocketObserver):
         if kind is not None:
             self.events.append(Event(time.time(), kind, self.address_of(session), session.sid))
 
+    def session_moved(self, session: Session) -> None:
+        # Its row goes; the node that took it over writes its own.
+        if self.sessions.pop(session.sid, None) is not None:
+            self._closed.append(session.sid)
+
     def handshake_refused(self, request: HttpRequest, status: int) -> None:
         scope = request.context if isinstance(request.context, dict) else {}
         address = self._address(scope, request.headers.get)

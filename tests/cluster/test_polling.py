@@ -1,7 +1,8 @@
 """Long-polling without sticky sessions: a round-robin proxy sends a polling-only client's
 requests to two nodes in turn; the node that does not own the sid forwards them over the bus
 (``forward_polling``), or answers "Session ID unknown" when that is turned off. A WebSocket
-upgrade for a sid owned elsewhere is refused and the session carries on over polling."""
+upgrade for a sid owned elsewhere takes the session over while its owner holds it
+(``upgrade_window``); later, it is refused and the session carries on over polling."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
+
+from tests.support.servers import socketio_leftovers
 
 from .conftest import Cluster, Driver, proxied, running_cluster, wait_for
 
@@ -88,13 +91,13 @@ def test_polling_client_alternating_between_nodes_chats(
 
 @pytest.mark.parametrize(
     ("upgrades_to", "transport"),
-    [pytest.param(1, "polling", id="to-other-node"), pytest.param(0, "websocket", id="to-owner")],
+    [pytest.param(1, "websocket", id="to-other-node"), pytest.param(0, "websocket", id="to-owner")],
 )
 def test_upgrade_through_a_proxy_without_stickiness(
     forwarding: Cluster, driver: Driver, upgrades_to: int, transport: str
 ) -> None:
-    """The client upgrades when its probe reaches the owner; otherwise the probe is refused
-    and it carries on over polling, forwarded."""
+    """The client upgrades wherever its probe lands: on the owner, or on the other node,
+    which takes the session over (it was held for ``upgrade_window``)."""
     cluster = forwarding
     with proxied(cluster.servers, upgrades_to) as proxy:
         client = driver(
@@ -159,27 +162,73 @@ def _handshake(http: httpx.Client, server_url: str, **headers: str) -> str:
     return str(json.loads(opened.text[1:])["sid"])
 
 
-def test_websocket_upgrade_on_another_node_is_refused(forwarding: Cluster) -> None:
+def _poll(http: httpx.Client, server_url: str, params: dict[str, str]) -> str:
+    """One GET; a ping in it is answered."""
+    answer = http.get(server_url + "/socket.io/", params=params)
+    assert answer.status_code == 200, answer.text
+    if "2" in answer.text.split("\x1e"):
+        pong = http.post(server_url + "/socket.io/", params=params, content="3")
+        assert pong.status_code == 200
+    return answer.text
+
+
+def test_websocket_upgrade_on_another_node_takes_the_held_session_over(
+    forwarding: Cluster,
+) -> None:
+    """Within ``upgrade_window`` the session is held on its owner, with the CONNECT the
+    client posted; the node the upgrade reaches takes it over, CONNECT included."""
     owner, other = forwarding[0], forwarding[1]
     with httpx.Client(timeout=5) as http:
         sid = _handshake(http, owner.url)
         assert sid.startswith(forwarding.ids[0])
+        params = {"EIO": "4", "transport": "polling", "sid": sid}
+        answer = http.post(owner.url + "/socket.io/", params=params, content="40")
+        assert (answer.status_code, answer.text) == (200, "ok")
         query = f"EIO=4&transport=websocket&sid={sid}"
-        # Accepted, then closed at once, with nothing sent.
-        with (
-            connect(f"ws://127.0.0.1:{other.port}/socket.io/?{query}", open_timeout=5) as ws,
-            pytest.raises(ConnectionClosed),
-        ):
-            ws.recv(timeout=3)
-        # The session carries on over polling, through either node.
+        with connect(f"ws://127.0.0.1:{other.port}/socket.io/?{query}", open_timeout=5) as ws:
+            ws.send("2probe")
+            assert ws.recv(timeout=3) == "3probe"
+            # The owner answers the pending (or next) poll with a noop, so the client pauses.
+            answer = http.get(owner.url + "/socket.io/", params=params)
+            assert (answer.status_code, answer.text) == (200, "6")
+            ws.send("5")
+            connected = ws.recv(timeout=3)
+            assert isinstance(connected, str)
+            assert connected.startswith("40{")
+            taken = other.state()["socketio"]["sessions"]  # type: ignore[index]
+            assert taken[sid] == {"state": "open", "transport": "websocket"}
+            assert sid not in owner.state()["socketio"]["sessions"]  # type: ignore[index]
+            # The session goes on over its WebSocket, heartbeats included.
+            for _ in range(2):
+                assert ws.recv(timeout=3) == "2"
+                ws.send("3")
+            # Polling for it is over: the owner no longer knows it.
+            answer = http.get(owner.url + "/socket.io/", params=params)
+            assert (answer.status_code, answer.json()) == (400, UNKNOWN_SID)
+        assert not socketio_leftovers(other.wait_idle())
+
+
+def test_websocket_upgrade_on_another_node_after_the_window_is_refused(
+    forwarding: Cluster,
+) -> None:
+    """Once its connect handler ran, the session stays with its owner: the probe elsewhere is
+    refused and the session carries on over polling, through either node."""
+    owner, other = forwarding[0], forwarding[1]
+    with httpx.Client(timeout=5) as http:
+        sid = _handshake(http, owner.url)
+        assert sid.startswith(forwarding.ids[0])
         params = {"EIO": "4", "transport": "polling", "sid": sid}
         answer = http.post(other.url + "/socket.io/", params=params, content="40")
         assert (answer.status_code, answer.text) == (200, "ok")
-        answer = http.get(other.url + "/socket.io/", params=params)
-        assert answer.status_code == 200
-        assert answer.text.startswith("40{")  # the CONNECT reply, forwarded
-        answer = http.get(owner.url + "/socket.io/", params=params)
-        assert (answer.status_code, answer.text) == (200, "2")  # the next ping
+        # The CONNECT reply comes after the window (with a ping perhaps first), forwarded.
+        wait_for(lambda: "40{" in _poll(http, other.url, params), 3, "the CONNECT reply")
+        query = f"EIO=4&transport=websocket&sid={sid}"
+        # Accepted, and closed at its probe, with nothing sent.
+        with connect(f"ws://127.0.0.1:{other.port}/socket.io/?{query}", open_timeout=5) as ws:
+            ws.send("2probe")
+            with pytest.raises(ConnectionClosed):
+                ws.recv(timeout=3)
+        assert _poll(http, owner.url, params) == "2"  # the next ping
         # Its owner takes the upgrade.
         with connect(f"ws://127.0.0.1:{owner.port}/socket.io/?{query}", open_timeout=5) as ws:
             ws.send("2probe")

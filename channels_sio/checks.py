@@ -193,8 +193,8 @@ def check_settings(
             _error(
                 f"{SETTING_NAME}['upgrade_window'] must be a whole number of milliseconds, 0 "
                 f"or more, not {window!r}.",
-                "The default is 300; 0 turns the wait off (upgrades that land on another "
-                "process then leave their client on long-polling).",
+                "The default is 300; 0 starts every connection at once (upgrades that land "
+                "on another process are then relayed to the session's owner).",
                 30,
             )
         )

@@ -18,6 +18,10 @@ __all__ = [
     "HTTP_RESPONSE",
     "NODES_GROUP",
     "NODE_ID_LENGTH",
+    "RELAY_CLOSE",
+    "RELAY_IN",
+    "RELAY_LOST",
+    "RELAY_OUT",
     "REPLY",
     "REQUEST",
     "SOCKET",
@@ -56,6 +60,10 @@ UPGRADE_PROBE = "channels_sio.upgrade_probe"  # hold the session for the sender
 UPGRADE_TAKE = "channels_sio.upgrade_take"  # hand it over
 UPGRADE_ABANDON = "channels_sio.upgrade_abandon"  # the upgrade failed: keep it
 UPGRADE_REPLY = "channels_sio.upgrade_reply"  # the owner's answer to PROBE and TAKE
+RELAY_IN = "channels_sio.relay_in"  # a relayed WebSocket's frame from its client
+RELAY_LOST = "channels_sio.relay_lost"  # the relayed WebSocket closed under the sender
+RELAY_OUT = "channels_sio.relay_out"  # to the relaying node: a frame for the client
+RELAY_CLOSE = "channels_sio.relay_close"  # to the relaying node: close the socket
 
 
 def flags_message(flags: BroadcastFlags) -> dict[str, Any]:

@@ -175,7 +175,7 @@ class WebSocketTransport(Transport):
             await session.abandon_upgrade()
 
     async def _fail(self, session: Session, code: int, reason: CloseReason) -> None:
-        await self._close_socket(code)
+        await self.close_socket(code)
         if session.is_probe(self):
             await session.abandon_upgrade()
         else:
@@ -188,7 +188,7 @@ class WebSocketTransport(Transport):
         session = self.session
         if session is None:
             if self.remote is not None:
-                await self.remote.fail(close=False)
+                await self.remote.lost(code)
             return
         if session.is_probe(self):
             await session.abandon_upgrade()
@@ -204,13 +204,16 @@ class WebSocketTransport(Transport):
     async def server_stopping(self) -> None:
         """The ASGI server is stopping this socket's application."""
         session = self.session
-        if session is not None and session.transport is self:
+        if session is None and self.remote is not None:
+            await self.remote.lost(CLOSE_SERVICE_RESTART)
+        elif session is not None and session.transport is self:
             await session.close(CloseReason.SERVER_SHUTTING_DOWN)
 
     async def close(self, reason: CloseReason) -> None:
-        await self._close_socket(CLOSE_NORMAL)
+        await self.close_socket(CLOSE_NORMAL)
 
-    async def _close_socket(self, code: int) -> None:
+    async def close_socket(self, code: int) -> None:
+        """Close the socket with ``code``, once; a socket already gone is fine."""
         if self._closed:
             return
         self._closed = True

@@ -34,6 +34,8 @@ CHANNELS_SIO = {
         {"store": RECOVERY_STORE, "store_options": _RECOVERY_OPTIONS} if RECOVERY_STORE else None
     ),
     "monitoring": _MONITORING == "1",
+    # bench/upgrades.py compares the WebSocket upgrades of several workers with and without it.
+    "upgrade_window": int(os.environ.get("UPGRADE_WINDOW", "300")),
 }
 
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

@@ -2,7 +2,7 @@
 requests to two nodes in turn; the node that does not own the sid forwards them over the bus
 (``forward_polling``), or answers "Session ID unknown" when that is turned off. A WebSocket
 upgrade for a sid owned elsewhere takes the session over while its owner holds it
-(``upgrade_window``); later, it is refused and the session carries on over polling."""
+(``upgrade_window``); later, it is relayed to the owner."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.support.servers import socketio_leftovers
@@ -208,11 +207,12 @@ def test_websocket_upgrade_on_another_node_takes_the_held_session_over(
         assert not socketio_leftovers(other.wait_idle())
 
 
-def test_websocket_upgrade_on_another_node_after_the_window_is_refused(
+def test_websocket_upgrade_on_another_node_after_the_window_is_relayed(
     forwarding: Cluster,
 ) -> None:
-    """Once its connect handler ran, the session stays with its owner: the probe elsewhere is
-    refused and the session carries on over polling, through either node."""
+    """Once its connect handler ran, the session stays with its owner: the node the upgrade
+    reaches relays the WebSocket's frames both ways, and the owner upgrades the session onto
+    it. Closing the socket there closes the session on its owner."""
     owner, other = forwarding[0], forwarding[1]
     with httpx.Client(timeout=5) as http:
         sid = _handshake(http, owner.url)
@@ -223,16 +223,29 @@ def test_websocket_upgrade_on_another_node_after_the_window_is_refused(
         # The CONNECT reply comes after the window (with a ping perhaps first), forwarded.
         wait_for(lambda: "40{" in _poll(http, other.url, params), 3, "the CONNECT reply")
         query = f"EIO=4&transport=websocket&sid={sid}"
-        # Accepted, and closed at its probe, with nothing sent.
         with connect(f"ws://127.0.0.1:{other.port}/socket.io/?{query}", open_timeout=5) as ws:
             ws.send("2probe")
-            with pytest.raises(ConnectionClosed):
-                ws.recv(timeout=3)
-        assert _poll(http, owner.url, params) == "2"  # the next ping
-        # Its owner takes the upgrade.
-        with connect(f"ws://127.0.0.1:{owner.port}/socket.io/?{query}", open_timeout=5) as ws:
-            ws.send("2probe")
             assert ws.recv(timeout=3) == "3probe"
+            wait_for(lambda: _poll(http, owner.url, params) == "6", 3, "the noop")
+            ws.send("5")
+            wait_for(
+                lambda: (
+                    owner.state()["socketio"]["sessions"].get(sid)  # type: ignore[index]
+                    == {"state": "open", "transport": "websocket"}
+                ),
+                3,
+                "the upgrade on the owner",
+            )
+            assert sid not in other.state()["socketio"]["sessions"]  # type: ignore[index]
+            for _ in range(2):  # the owner's heartbeat, through the relay
+                assert ws.recv(timeout=3) == "2"
+                ws.send("3")
+        wait_for(
+            lambda: sid not in owner.state()["socketio"]["sessions"],  # type: ignore[index]
+            3,
+            "the session closed on its owner",
+        )
+        assert not socketio_leftovers(owner.wait_idle())
 
 
 def test_forwarded_answers_carry_cors_headers_once(forwarding: Cluster) -> None:

@@ -1,0 +1,205 @@
+"""WebSocket upgrades behind a balancer that is not sticky: ``uvicorn --workers 4``.
+
+    python bench/upgrades.py [--rounds 3] [--workers 4] [--clients 200] [--count 50]
+
+The kernel hands each new connection to any of the workers, so a client's upgrade (a new
+connection) reaches the worker that owns its long-polling session one time in four. Each round
+runs the example project (``settings_bench_redis``, channels-redis on ``--redis-url``, its
+database flushed before every run) under ``uvicorn --workers N`` four ways:
+
+- ``before``: the code of ``--baseline`` (a git revision, exported with ``git archive``), where
+  an upgrade that lands elsewhere is refused and its client stays on polling, forwarded;
+- ``window 0``: ``upgrade_window`` 0: every upgrade that lands elsewhere is relayed, frame by
+  frame, to the session's owner;
+- ``window 300``: the default: the worker the upgrade lands on takes the session over (relayed
+  only when the upgrade comes after the window);
+- ``websocket first``: clients open WebSocket directly, the reference for a socket that never
+  polled.
+
+socket.io-client (``bench/client/upgrades.js``) opens ``--clients`` connections with its default
+transports, counts the transport each ends on, then sends ``--count`` echoes per client, one at a
+time, while the workers' CPU time is read: the cost per message of the sockets as they ended.
+Prints a table and writes ``bench/results/upgrades-<time>.json``. Only 127.0.0.1 is used; every
+process started is stopped on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIENT_DIR = ROOT / "bench" / "client"
+RESULTS = ROOT / "bench" / "results"
+
+#: name -> (environment, socket.io-client's transports, run the --baseline code)
+CONFIGS = {
+    "before": ({}, "polling,websocket", True),
+    "window 0": ({"UPGRADE_WINDOW": "0"}, "polling,websocket", False),
+    "window 300": ({"UPGRADE_WINDOW": "300"}, "polling,websocket", False),
+    "websocket first": ({"UPGRADE_WINDOW": "300"}, "websocket,polling", False),
+}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def workers_of(pid: int) -> list[int]:
+    """uvicorn's worker processes (multiprocessing's resource tracker is a child too)."""
+    workers = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        with contextlib.suppress(OSError):
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                workers.append(int(child))
+    return workers
+
+
+def export(rev: str, into: Path) -> Path:
+    """The code of git revision ``rev`` (channels_sio and the example project), in ``into``."""
+    archive = subprocess.run(
+        ["git", "archive", rev, "channels_sio", "example_project"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True, timeout=60)
+    return into
+
+
+def run(config: str, args: argparse.Namespace, baseline: Path) -> dict[str, Any]:
+    env_extra, transports, from_baseline = CONFIGS[config]
+    root = baseline if from_baseline else ROOT
+    redis.Redis.from_url(args.redis_url).flushdb()
+    port = free_port()
+    env = {
+        **os.environ,
+        **env_extra,
+        "DJANGO_SETTINGS_MODULE": "example_project.settings_bench_redis",
+        "REDIS_URL": args.redis_url,
+        "MONITORING": "0",
+        "PYTHONPATH": os.pathsep.join([str(root / "example_project"), str(root)]),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "example_project.asgi:application",
+        "--port",
+        str(port),
+        "--workers",
+        str(args.workers),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    server = subprocess.Popen(
+        command, cwd=root / "example_project", env=env, start_new_session=True
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                # No session: a handshake without a transport is refused at once.
+                httpx.get(url + "/socket.io/?EIO=4", timeout=2)
+                if len(workers_of(server.pid)) == args.workers:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit(f"{config}: the workers did not start")
+            time.sleep(0.2)
+        time.sleep(2)  # every worker's node has met the others
+        pids = ",".join(str(pid) for pid in workers_of(server.pid))
+        client = {
+            "url": url,
+            "clients": args.clients,
+            "count": args.count,
+            "transports": transports,
+            "pids": pids,
+            "clk-tck": os.sysconf("SC_CLK_TCK"),
+        }
+        output = subprocess.run(
+            ["node", "upgrades.js", *(f"--{k}={v}" for k, v in client.items())],
+            cwd=CLIENT_DIR,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        result = json.loads(output.stdout.strip().splitlines()[-1])
+        if not result.get("ok"):
+            raise SystemExit(f"{config}: {result.get('error')} {output.stderr[-2000:]}")
+        return dict(result)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--count", type=int, default=50)
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11"),
+    )
+    parser.add_argument(
+        "--baseline",
+        default="cd2682e",
+        help="the git revision of 'before' (default: main before any worker took upgrades)",
+    )
+    args = parser.parse_args()
+    if not (CLIENT_DIR / "node_modules" / "socket.io-client").is_dir():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=CLIENT_DIR, check=True)
+    results: dict[str, list[dict[str, Any]]] = {config: [] for config in CONFIGS}
+    with tempfile.TemporaryDirectory(prefix="bench-upgrades-") as tmp:
+        baseline = export(args.baseline, Path(tmp))
+        for round_ in range(args.rounds):
+            for config in CONFIGS:
+                result = run(config, args, baseline)
+                results[config].append(result)
+                print(
+                    f"round {round_ + 1} {config}: {result['websocket']}/{result['clients']} "
+                    f"on WebSocket, {result['cpu_us_per_message']:.0f} µs CPU per echo",
+                    flush=True,
+                )
+    print(f"\n{args.workers} workers, {args.clients} clients, medians of {args.rounds} rounds")
+    print(f"{'':18}{'on WebSocket':>14}{'CPU per echo':>16}{'vs websocket first':>20}")
+    reference = statistics.median(r["cpu_us_per_message"] for r in results["websocket first"])
+    for config, rounds in results.items():
+        share = statistics.median(r["websocket"] / r["clients"] for r in rounds)
+        cpu = statistics.median(r["cpu_us_per_message"] for r in rounds)
+        print(f"{config:18}{share:>13.0%}{cpu:>13.0f} µs{cpu / reference:>19.2f}x")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"upgrades-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
+    print(f"\nwritten to {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

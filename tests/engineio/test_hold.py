@@ -1,0 +1,231 @@
+"""A new polling session held for an upgrade elsewhere, and its handover: the state machine.
+
+Unit tests with the recording transport of test_session; the upgrade between two real server
+processes, through the channel layer and socket.io-client, is tested in tests/cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from channels_sio.engineio.config import EngineIOConfig
+from channels_sio.engineio.errors import CloseReason
+from channels_sio.engineio.http import HttpRequest
+from channels_sio.engineio.packet import Packet, PacketType
+from channels_sio.engineio.server import EngineIOServer, EngineObserver
+from channels_sio.engineio.session import Session, SessionState, UpgradeState
+
+from .test_session import Recorder, RecordingTransport, open_session, recorder
+
+__all__ = ["recorder"]  # a fixture
+
+HOLD = 0.05  # seconds
+PING_INTERVAL = 5_000  # ms: no heartbeat within these tests
+PING_TIMEOUT = 5_000
+
+
+class BufferingTransport(RecordingTransport):
+    """Keeps what is written after the handshake unpolled, as polling does until a GET."""
+
+    def take_for_upgrade(self) -> list[Packet]:
+        return [p for p in self.written if p.type is not PacketType.OPEN]
+
+
+def make_server(recorder: Recorder, **options: int) -> EngineIOServer:
+    eio = EngineIOServer(
+        EngineIOConfig(ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT, **options)
+    )
+
+    @eio.on_connect
+    async def connect(session: Session) -> None:
+        recorder.connected.append(session)
+
+    @eio.on_message
+    async def message(session: Session, data: str | bytes) -> None:
+        recorder.messages.append((session, data))
+
+    @eio.on_disconnect
+    async def disconnect(session: Session, reason: CloseReason) -> None:
+        recorder.disconnects.append((session, reason, session.state))
+
+    return eio
+
+
+@pytest.fixture
+async def server(recorder: Recorder) -> AsyncIterator[EngineIOServer]:
+    eio = make_server(recorder)
+    yield eio
+    await eio.shutdown()
+
+
+class MovedObserver(EngineObserver):
+    def __init__(self) -> None:
+        self.moved: list[Session] = []
+        self.closed: list[Session] = []
+
+    def session_moved(self, session: Session) -> None:
+        self.moved.append(session)
+
+    def session_closed(self, session: Session, reason: CloseReason) -> None:
+        self.closed.append(session)
+
+
+async def held_session(server: EngineIOServer) -> tuple[Session, RecordingTransport]:
+    server.upgrade_window = lambda: HOLD
+    session, transport = await open_session(server, BufferingTransport())
+    assert session.held
+    return session, transport
+
+
+async def test_the_connect_handler_waits_and_then_gets_the_held_messages_in_order(
+    server: EngineIOServer, recorder: Recorder
+) -> None:
+    session, transport = await held_session(server)
+    assert session.state is SessionState.OPEN
+    assert transport.written[0].type is PacketType.OPEN  # the handshake is answered at once
+    await session.receive_packet(Packet(PacketType.MESSAGE, "one"))
+    await session.receive_packet(Packet(PacketType.MESSAGE, b"two"))
+    assert recorder.connected == []
+    assert recorder.messages == []
+    await asyncio.sleep(HOLD * 3)
+    assert recorder.connected == [session]
+    assert [data for _, data in recorder.messages] == ["one", b"two"]
+    assert not session.held
+    await session.receive_packet(Packet(PacketType.MESSAGE, "three"))
+    assert [data for _, data in recorder.messages] == ["one", b"two", "three"]
+    assert session.packets_in == 3
+
+
+async def test_no_window_no_hold(server: EngineIOServer, recorder: Recorder) -> None:
+    server.upgrade_window = lambda: 0.0
+    session, _ = await open_session(server)
+    assert not session.held
+    assert recorder.connected == [session]
+
+
+async def test_a_held_session_that_closes_never_connected_nor_disconnects(
+    server: EngineIOServer, recorder: Recorder
+) -> None:
+    session, transport = await held_session(server)
+    await session.receive_packet(Packet(PacketType.CLOSE))
+    assert session.state is SessionState.CLOSED
+    await asyncio.sleep(HOLD * 3)
+    assert (recorder.connected, recorder.disconnects) == ([], [])
+    assert transport.closed == [CloseReason.TRANSPORT_CLOSE]
+
+
+async def test_a_local_upgrade_attaches_at_once(server: EngineIOServer, recorder: Recorder) -> None:
+    server.upgrade_window = lambda: 10.0
+    session, _ = await open_session(server)
+    await session.receive_packet(Packet(PacketType.MESSAGE, "before"))
+    probe = RecordingTransport("websocket")
+    session.begin_probe(probe)
+    await session.probe_received()
+    await session.complete_upgrade()
+    assert recorder.connected == [session]
+    assert [data for _, data in recorder.messages] == ["before"]
+
+
+async def test_handover_takes_the_held_messages_and_leaves_quietly(
+    server: EngineIOServer, recorder: Recorder
+) -> None:
+    observer = MovedObserver()
+    server.observers.append(observer)
+    session, transport = await held_session(server)
+    await session.receive_packet(Packet(PacketType.MESSAGE, "40"))
+    await session.send_packets([Packet(PacketType.NOOP)])  # not polled yet
+    assert session.begin_handover()
+    assert session.upgrade_state is UpgradeState.HANDING_OVER
+    assert not session.begin_handover()  # once
+    await asyncio.sleep(HOLD * 3)  # the hold runs out: the handover decides, not the timer
+    assert recorder.connected == []
+    handover = session.hand_over()
+    assert handover is not None
+    assert handover.messages == ["40"]
+    assert [p.type for p in handover.leftovers] == [PacketType.NOOP]
+    assert handover.connected_at == session.connected_at
+    assert session.state is SessionState.CLOSED
+    assert session.sid not in server.sessions
+    assert (recorder.connected, recorder.disconnects) == ([], [])
+    assert (observer.moved, observer.closed) == ([session], [])
+    assert transport.closed == []  # its pending GET was answered; nothing to tell the client
+    assert session.hand_over() is None
+
+
+async def test_an_attached_session_is_not_handed_over(server: EngineIOServer) -> None:
+    session, _ = await open_session(server)
+    assert not session.begin_handover()
+    assert session.upgrade_state is UpgradeState.NONE
+    assert session.hand_over() is None
+
+
+async def test_an_abandoned_handover_carries_on_here(
+    server: EngineIOServer, recorder: Recorder
+) -> None:
+    session, _ = await held_session(server)
+    await session.receive_packet(Packet(PacketType.MESSAGE, "40"))
+    assert session.begin_handover()
+    await asyncio.sleep(HOLD * 3)
+    await session.abandon_handover()
+    assert session.upgrade_state is UpgradeState.NONE
+    assert recorder.connected == [session]
+    assert [data for _, data in recorder.messages] == ["40"]
+    assert session.can_upgrade  # a later probe may still upgrade it
+
+
+async def test_a_handover_that_never_completes_times_out(recorder: Recorder) -> None:
+    eio = make_server(recorder, upgrade_timeout=30)
+    session, _ = await held_session(eio)
+    assert session.begin_handover()
+    await asyncio.sleep(HOLD * 3)
+    assert session.upgrade_state is UpgradeState.NONE
+    assert recorder.connected == [session]
+    await eio.shutdown()
+
+
+async def test_adopt_opens_the_session_upgraded_and_replays(
+    server: EngineIOServer, recorder: Recorder
+) -> None:
+    owner = make_server(Recorder())
+    owner.upgrade_window = lambda: 10.0
+    held, _ = await open_session(owner, BufferingTransport())
+    await held.receive_packet(Packet(PacketType.MESSAGE, "hello"))
+    await held.send_packets([Packet(PacketType.MESSAGE, "unpolled")])
+    assert held.begin_handover()
+    handover = held.hand_over()
+    assert handover is not None
+
+    websocket = RecordingTransport("websocket")
+    request = HttpRequest("GET", {"EIO": "4", "transport": "websocket", "sid": held.sid}, {})
+    session = await server.adopt(held.sid, websocket, request, handover)  # type: ignore[arg-type]
+    assert session is not None
+    assert session.sid == held.sid
+    assert (session.state, session.upgrade_state) == (SessionState.OPEN, UpgradeState.UPGRADED)
+    assert server.sessions[held.sid] is session
+    assert recorder.connected == [session]
+    assert [data for _, data in recorder.messages] == ["hello"]
+    assert [(p.type, p.data) for p in websocket.written] == [(PacketType.MESSAGE, "unpolled")]
+    assert not session.can_upgrade
+
+
+async def test_a_refusing_connect_handler_closes_the_held_session() -> None:
+    eio = EngineIOServer(EngineIOConfig(ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT))
+    disconnects: list[CloseReason] = []
+
+    @eio.on_connect
+    async def refuse(session: Session) -> bool:
+        return False
+
+    @eio.on_disconnect
+    async def disconnect(session: Session, reason: CloseReason) -> None:
+        disconnects.append(reason)
+
+    eio.upgrade_window = lambda: HOLD
+    session, transport = await open_session(eio)
+    await asyncio.sleep(HOLD * 3)
+    assert session.state is SessionState.CLOSED
+    assert transport.closed == [CloseReason.FORCED_CLOSE]
+    assert disconnects == []

@@ -226,7 +226,8 @@ def test_unknown_key_without_a_close_match_lists_the_known_keys() -> None:
     assert message.hint == (
         "Known keys: path, ping_interval, ping_timeout, upgrade_timeout, max_payload, "
         "transports, allow_upgrades, cors_allowed_origins, cors_credentials, "
-        "handshake_rate_limit, connect_timeout, max_attachments, handlers, node_heartbeat, node_timeout, request_timeout, "
+        "handshake_rate_limit, connect_timeout, max_attachments, handlers, node_heartbeat, "
+        "node_timeout, request_timeout, "
         "forward_polling, max_queued_packets, connection_state_recovery, monitoring."
     )
 

@@ -178,6 +178,21 @@ def check_settings(
                 8,
             )
         )
+    limit = values["handshake_rate_limit"]
+    if limit is not None and not (
+        isinstance(limit, dict)
+        and set(limit) == {"handshakes", "window"}
+        and all(_is_positive_int(n) for n in limit.values())
+    ):
+        errors.append(
+            _error(
+                f"{SETTING_NAME}['handshake_rate_limit'] must be None or a dict of a positive "
+                f"'handshakes' and a positive 'window' (ms), not {limit!r}.",
+                'For example {"handshakes": 20, "window": 10000}: at most 20 new sessions per '
+                "client address every 10 s; None (the default) sets no limit.",
+                25,
+            )
+        )
     for name in ("allow_upgrades", "cors_credentials", "forward_polling"):
         if not isinstance(values[name], bool):
             errors.append(
@@ -195,7 +210,7 @@ def check_settings(
                 f"or more, not {window!r}.",
                 "The default is 300; 0 starts every connection at once (upgrades that land "
                 "on another process are then relayed to the session's owner).",
-                30,
+                26,
             )
         )
     beat, lost = values["node_heartbeat"], values["node_timeout"]

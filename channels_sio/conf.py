@@ -12,6 +12,7 @@ from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from .engineio import EngineIOConfig
+from .origin import own_origin
 from .recovery import ConnectionStateRecovery, RecoveryStore
 from .socketio import ServerConfig
 
@@ -42,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "allow_upgrades": True,
     "cors_allowed_origins": None,
     "cors_credentials": True,
+    "handshake_rate_limit": None,
     "connect_timeout": 45_000,
     "max_attachments": 10,
     "handlers": [],
@@ -112,6 +114,9 @@ def engineio_config() -> EngineIOConfig:
     origins = values["cors_allowed_origins"]
     if isinstance(origins, list | tuple):
         origins = tuple(origins)
+    limit = values["handshake_rate_limit"]
+    if isinstance(limit, dict):
+        limit = (limit.get("handshakes"), limit.get("window"))
     try:
         return EngineIOConfig(
             ping_interval=values["ping_interval"],
@@ -123,6 +128,8 @@ def engineio_config() -> EngineIOConfig:
             cors_allowed_origins=origins,
             cors_credentials=values["cors_credentials"],
             max_queued_packets=values["max_queued_packets"],
+            handshake_rate_limit=limit,
+            own_origin=own_origin,
         )
     except (TypeError, ValueError) as exc:
         raise ImproperlyConfigured(f"{SETTING_NAME}: {exc} (run manage.py check)") from exc

@@ -55,6 +55,10 @@ def test_check_is_registered() -> None:
         pytest.param({"cors_allowed_origins": []}, id="no-origin-list"),
         pytest.param({"cors_allowed_origins": None}, id="same-origin"),
         pytest.param({"path": "/"}, id="root-path"),
+        pytest.param({"handshake_rate_limit": None}, id="no-rate-limit"),
+        pytest.param({"handshake_rate_limit": {"handshakes": 1, "window": 1}}, id="rate-limit"),
+        pytest.param({"upgrade_window": 0}, id="no-upgrade-window"),
+        pytest.param({"upgrade_window": 1000}, id="upgrade-window"),
     ],
 )
 def test_valid_configs_are_clean(value: dict[str, Any]) -> None:
@@ -93,6 +97,32 @@ CASES = [
         id="E011",
     ),
     pytest.param({"forward_polling": "yes"}, 9, "must be True or False", id="E009-forward"),
+    *(
+        pytest.param(
+            {"handshake_rate_limit": limit},
+            25,
+            "['handshake_rate_limit'] must be None or a dict of a positive 'handshakes'",
+            id=f"E025-{name}",
+        )
+        for name, limit in [
+            ("int", 20),
+            ("tuple", (20, 10_000)),
+            ("no-window", {"handshakes": 20}),
+            ("zero", {"handshakes": 0, "window": 10_000}),
+            ("bool", {"handshakes": True, "window": 10_000}),
+            ("float-window", {"handshakes": 20, "window": 0.5}),
+            ("extra-key", {"handshakes": 20, "window": 10_000, "per": "ip"}),
+        ]
+    ),
+    *(
+        pytest.param(
+            {"upgrade_window": window},
+            26,
+            "['upgrade_window'] must be a whole number of milliseconds, 0 or more",
+            id=f"E026-{name}",
+        )
+        for name, window in [("negative", -1), ("float", 0.3), ("bool", True), ("str", "300")]
+    ),
     pytest.param({"request_timeout": 0}, 3, "must be a positive", id="E003-request"),
     pytest.param(
         {"handlers": "chat.sockets"}, 10, "['handlers'] must be a list of module paths", id="E010"
@@ -206,10 +236,10 @@ def test_unknown_key_without_a_close_match_lists_the_known_keys() -> None:
     assert message.id == "channels_sio.E002"
     assert message.hint == (
         "Known keys: path, ping_interval, ping_timeout, upgrade_timeout, max_payload, "
-        "transports, allow_upgrades, cors_allowed_origins, cors_credentials, connect_timeout, "
-        "max_attachments, handlers, node_heartbeat, node_timeout, request_timeout, "
-        "forward_polling, upgrade_window, max_queued_packets, connection_state_recovery, "
-        "monitoring."
+        "transports, allow_upgrades, cors_allowed_origins, cors_credentials, "
+        "handshake_rate_limit, connect_timeout, max_attachments, handlers, node_heartbeat, "
+        "node_timeout, request_timeout, forward_polling, upgrade_window, max_queued_packets, "
+        "connection_state_recovery, monitoring."
     )
 
 

@@ -15,6 +15,7 @@ from django.test import override_settings
 from channels_sio import conf
 from channels_sio.conf import DEFAULTS, SETTING_NAME, engineio_config, get, sio_settings
 from channels_sio.engineio import EngineIOConfig
+from channels_sio.origin import own_origin
 
 EXPECTED_DEFAULTS = {
     "path": "/socket.io/",
@@ -26,6 +27,7 @@ EXPECTED_DEFAULTS = {
     "allow_upgrades": True,
     "cors_allowed_origins": None,
     "cors_credentials": True,
+    "handshake_rate_limit": None,
     "connect_timeout": 45_000,
     "max_attachments": 10,
     "handlers": [],
@@ -165,6 +167,7 @@ def test_first_read_happens_on_first_use() -> None:
         "allow_upgrades": False,
         "cors_allowed_origins": ["https://a.example", "http://b.example:8000"],
         "cors_credentials": False,
+        "handshake_rate_limit": {"handshakes": 20, "window": 10_000},
     }
 )
 def test_engineio_config_from_settings() -> None:
@@ -177,7 +180,10 @@ def test_engineio_config_from_settings() -> None:
         allow_upgrades=False,
         cors_allowed_origins=("https://a.example", "http://b.example:8000"),
         cors_credentials=False,
+        handshake_rate_limit=(20, 10_000),
     )
+    # Same origin is decided as Django decides a request's host (channels_sio.origin).
+    assert engineio_config().own_origin is own_origin
     # Lists from settings become tuples: the config is immutable and hashable.
     assert engineio_config().transports == ("websocket",)
     assert engineio_config().cors_allowed_origins == ("https://a.example", "http://b.example:8000")
@@ -218,6 +224,11 @@ def test_non_dict_setting_is_improperly_configured(value: Any) -> None:
             "cors_allowed_origins must be None, '*' or a sequence of origins",
         ),
         ({"cors_allowed_origins": [None]}, "cors_allowed_origins must be None, '*' or a"),
+        ({"handshake_rate_limit": 20}, "handshake_rate_limit must be None or (handshakes, window)"),
+        (
+            {"handshake_rate_limit": {"handshakes": 20}},
+            "handshake_rate_limit must be None or (handshakes, window), not (20, None)",
+        ),
     ],
     ids=repr,
 )

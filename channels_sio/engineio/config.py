@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .http import HttpRequest
 
 __all__ = ["TRANSPORTS", "EngineIOConfig"]
 
@@ -15,7 +19,11 @@ class EngineIOConfig:
     """Options of one Engine.IO server. Times are in milliseconds, as on the wire.
 
     ``cors_allowed_origins`` is ``None`` for same-origin only, ``"*"`` for any origin, or a
-    sequence of exact origins such as ``"https://example.com"``.
+    sequence of exact origins such as ``"https://example.com"``. Same origin means the
+    ``Origin`` header equals what ``own_origin(request)`` returns (``scheme://Host`` when it is
+    None); ``own_origin`` returns None for a request whose host the site does not serve, which
+    refuses every ``Origin`` on it. ``handshake_rate_limit`` is ``(handshakes, window)``: at
+    most that many new sessions per client address per window (ms), or None for no limit.
     """
 
     ping_interval: int = 25_000
@@ -30,6 +38,8 @@ class EngineIOConfig:
     #: Packets a session may have waiting to be sent (a WebSocket's writer busy, or polls not
     #: coming); past it the session closes with ``send queue full``.
     max_queued_packets: int = 10_000
+    handshake_rate_limit: tuple[int, int] | None = None
+    own_origin: Callable[[HttpRequest], str | None] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         # Invalid values are reported by Django system checks with hints; this guard keeps the
@@ -60,6 +70,15 @@ class EngineIOConfig:
         ):
             raise ValueError(
                 f"cors_allowed_origins must be None, '*' or a sequence of origins, not {origins!r}"
+            )
+        limit = self.handshake_rate_limit
+        if limit is not None and not (
+            isinstance(limit, tuple)
+            and len(limit) == 2
+            and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in limit)
+        ):
+            raise ValueError(
+                f"handshake_rate_limit must be None or (handshakes, window), not {limit!r}"
             )
 
     @property

@@ -71,6 +71,9 @@ class HttpRequest:
     body: bytes = b""
     body_too_large: bool = False
     context: Any = None
+    #: The peer's address (the ASGI scope's ``client`` host; the ASGI server's proxy-header
+    #: options decide whether that is a proxy's or the client's), or None when unknown.
+    client: str | None = None
 
     @classmethod
     def from_asgi(
@@ -78,6 +81,7 @@ class HttpRequest:
     ) -> HttpRequest:
         """Build a request from an ASGI ``http`` or ``websocket`` scope."""
         scheme = scope.get("scheme", "http")
+        peer = scope.get("client")
         return cls(
             method=scope.get("method", "GET"),
             query=parse_query(scope.get("query_string", b"").decode("latin-1")),
@@ -86,6 +90,7 @@ class HttpRequest:
             body=body,
             body_too_large=body_too_large,
             context=scope,
+            client=peer[0] if peer else None,
         )
 
 

@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import json
 import logging
+import math
 import secrets
 import weakref
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ from .handover import RemoteOwner, RemoteProbe
 from .http import HttpRequest, HttpResponse, error_response
 from .packet import Packet, PacketType
 from .polling import PollingTransport, Receive
+from .ratelimit import HandshakeLimiter
 from .session import Handover, Session, Transport
 from .websocket import CLOSE_POLICY_VIOLATION, WebSocketSink, WebSocketTransport
 
@@ -37,6 +39,8 @@ Forwarder = Callable[[HttpRequest, Receive], Awaitable[HttpResponse | None]]
 H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
 
 _PREFLIGHT_METHODS = b"GET, POST, OPTIONS"
+#: Random bytes in a sid (after the cluster node's prefix): 128 bits, never guessed.
+SID_BYTES = 16
 
 
 class EngineObserver:
@@ -109,6 +113,8 @@ class EngineIOServer:
         self.remote_owner: RemoteOwner | None = None
         #: Told of every session opened and closed, and of refused handshakes.
         self.observers: list[EngineObserver] = []
+        limit = self.config.handshake_rate_limit
+        self._limiter = HandshakeLimiter(*limit) if limit is not None else None
         EngineIOServer._running.add(self)
 
     @classmethod
@@ -208,7 +214,7 @@ class EngineIOServer:
 
     def _new_sid(self) -> str:
         while True:
-            sid = self.sid_prefix + secrets.token_urlsafe(15)
+            sid = self.sid_prefix + secrets.token_urlsafe(SID_BYTES)
             if sid not in self.sessions:
                 return sid
 
@@ -276,8 +282,20 @@ class EngineIOServer:
         if allowed == "*":
             return True
         if allowed is None:
-            return origin == f"{request.scheme}://{request.headers.get('host', '')}"
+            own_origin = self.config.own_origin
+            own = (
+                own_origin(request)
+                if own_origin is not None
+                else f"{request.scheme}://{request.headers.get('host', '')}"
+            )
+            return own is not None and origin == own
         return origin in allowed
+
+    def _rate_limited(self, request: HttpRequest) -> float:
+        """0.0, or the seconds until this request's address may open a session again."""
+        if self._limiter is None or request.client is None:
+            return 0.0
+        return self._limiter.take(request.client)
 
     def _cors_headers(self, request: HttpRequest) -> list[tuple[bytes, bytes]]:
         origin = request.headers.get("origin")
@@ -304,6 +322,11 @@ class EngineIOServer:
             if "sid" not in request.query:
                 self._notify_refused(request, 403)
             return error_response(ErrorCode.FORBIDDEN)
+        if "sid" not in request.query and request.method == "GET":
+            wait = self._rate_limited(request)
+            if wait:
+                self._notify_refused(request, 429)
+                return _too_many_handshakes(wait)
         response = await self._route_http(request, receive)
         if (
             response is not None
@@ -381,10 +404,14 @@ class EngineIOServer:
             if "sid" not in query:
                 self._notify_refused(request, 403)
             return None
+        sid = query.get("sid")
+        if sid is None and self._rate_limited(request):
+            await sink.close_socket(CLOSE_POLICY_VIOLATION)
+            self._notify_refused(request, 429)
+            return None
         transport = WebSocketTransport(
             sink, self.config.max_payload, self.config.max_queued_packets
         )
-        sid = query.get("sid")
         if sid is None:
             session = await self._open_session(transport, request)
             if session is None:
@@ -409,3 +436,11 @@ class EngineIOServer:
         session.begin_probe(transport)
         await transport.start_writing()
         return transport
+
+
+def _too_many_handshakes(wait: float) -> HttpResponse:
+    """429 with engine.io's "Bad request" body (clients read only the status) and when to retry."""
+    response = error_response(ErrorCode.BAD_REQUEST)
+    response.status = 429
+    response.headers.append((b"retry-after", str(max(1, math.ceil(wait))).encode()))
+    return response

@@ -122,7 +122,7 @@ class Socket:
     """
 
     def __init__(self, nsp: Namespace, client: Client, auth: dict[str, Any]) -> None:
-        self.id = secrets.token_urlsafe(15)
+        self.id = secrets.token_urlsafe(16)  # 128 bits
         self.nsp = nsp
         self.client = client
         self._auth = auth

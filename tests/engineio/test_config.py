@@ -24,6 +24,8 @@ def test_defaults() -> None:
     assert config.cors_allowed_origins is None
     assert config.cors_credentials is True
     assert tuple(config.extra_headers) == ()
+    assert config.handshake_rate_limit is None
+    assert config.own_origin is None
 
 
 def test_transports_constant() -> None:
@@ -141,3 +143,19 @@ def test_cors_allowed_origins_rejected(origins: Any) -> None:
     message = f"cors_allowed_origins must be None, '*' or a sequence of origins, not {origins!r}"
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         EngineIOConfig(cors_allowed_origins=origins)
+
+
+@pytest.mark.parametrize("limit", [None, (1, 1), (20, 10_000)], ids=repr)
+def test_handshake_rate_limit_accepted(limit: Any) -> None:
+    assert EngineIOConfig(handshake_rate_limit=limit).handshake_rate_limit == limit
+
+
+@pytest.mark.parametrize(
+    "limit",
+    [20, (20,), (20, 10_000, 1), [20, 10_000], (0, 10_000), (20, -1), (True, 10), (20, 1.5)],
+    ids=repr,
+)
+def test_handshake_rate_limit_rejected(limit: Any) -> None:
+    message = f"handshake_rate_limit must be None or (handshakes, window), not {limit!r}"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        EngineIOConfig(handshake_rate_limit=limit)

@@ -43,6 +43,8 @@ def test_from_asgi() -> None:
     assert request.body == b"4hi"
     assert request.context is scope
     assert HttpRequest.from_asgi({**scope, "type": "websocket", "scheme": "wss"}).scheme == "https"
+    assert request.client is None  # no "client" in the scope (a Unix socket, say)
+    assert HttpRequest.from_asgi({**scope, "client": ["10.0.0.7", 50123]}).client == "10.0.0.7"
 
 
 def test_asgi_headers_read_as_the_dict_of_the_list() -> None:

@@ -169,7 +169,7 @@ async def test_sids_are_unguessable_and_distinct(server: EngineIOServer) -> None
     sids = {s.sid for s in sessions}
     assert len(sids) == 20
     for sid in sids:
-        assert len(sid) == 20  # 15 random bytes, urlsafe base64
+        assert len(sid) == 22  # 16 random bytes (128 bits), urlsafe base64
         assert sid.replace("-", "").replace("_", "").isalnum()
 
 

@@ -13,7 +13,7 @@ from tests.support.servers import ServerProcess
 
 pytestmark = pytest.mark.node
 
-SID = re.compile(r"^[A-Za-z0-9_-]{20}$")
+SID = re.compile(r"^[A-Za-z0-9_-]{22}$")  # 16 random bytes
 
 BACK = [["hello"], [1, "two", {"three": [3, None, True]}], [], [{"é": "✓"}]]
 

@@ -225,6 +225,28 @@ async def test_foreign_origin_forbidden(
     assert (await asyncio.to_thread(strict_server.state))["sessions"] == {}
 
 
+async def test_origin_of_a_host_not_in_allowed_hosts_forbidden(
+    strict_server: ServerProcess, client: httpx.AsyncClient
+) -> None:
+    """DNS rebinding: a page of rebound.example, whose name now resolves to this server, sends
+    Host and Origin that agree. The host is not in ALLOWED_HOSTS, so that origin is not ours."""
+    rebound = {"Host": f"rebound.example:{strict_server.port}"}
+    origin = f"http://rebound.example:{strict_server.port}"
+    response = await client.get(polling_url(strict_server), headers={**rebound, "Origin": origin})
+    assert_error(response, 4, "Forbidden")
+    url = websocket_url(strict_server)
+    with pytest.raises(InvalidStatus) as refused:
+        await asyncio.wait_for(
+            connect(url, origin=origin, additional_headers=rebound),
+            TIMEOUT,  # type: ignore[arg-type]
+        )
+    assert refused.value.response.status_code == 403
+    # Without an Origin (not a browser), the Host alone decides nothing.
+    async with polling_session(strict_server, client) as session:
+        await session.send("1")
+    assert (await asyncio.to_thread(strict_server.state))["sessions"] == {}
+
+
 async def test_websocket_same_origin_accepted(strict_server: ServerProcess) -> None:
     url = websocket_url(strict_server)
     async with asyncio.timeout(TIMEOUT), connect(url, origin=strict_server.url) as ws:

@@ -1,18 +1,22 @@
 """The deployment recipes of docs/deployment.md, run as written: Debian's nginx with the page's
-own configuration in front of two server processes.
+own configuration in front of two server processes, and gunicorn with uvicorn workers.
 
-The nginx configuration is read from the page's fenced blocks, with only what ties it to this
-machine replaced: the upstream servers, the listening address, the TLS lines.
+The nginx configuration and the gunicorn command are read from the page's fenced blocks, with
+only what ties them to this machine replaced: the upstream servers, the listening address, the
+TLS lines, the project's module and the number of workers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import re
+import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -196,3 +200,59 @@ def nginx(balance: str, backends: Sequence[ServerProcess]) -> Iterator[Nginx]:
         yield proxy
     finally:
         proxy.stop()
+
+
+def require_gunicorn() -> None:
+    for module, package in (("gunicorn", "gunicorn"), ("uvicorn_worker", "uvicorn-worker")):
+        require(importlib.util.find_spec(module) is not None, f"{package} (the dev extra)")
+
+
+def doc_gunicorn_command() -> list[str]:
+    """The gunicorn command of docs/deployment.md, as arguments."""
+    lines = [
+        line
+        for block in re.findall(r"^```sh\n(.*?)^```$", DEPLOYMENT_DOC.read_text(), re.M | re.S)
+        for line in block.splitlines()
+        if line.startswith("gunicorn ")
+    ]
+    assert len(lines) == 1, f"docs/deployment.md: expected one gunicorn command, got {lines}"
+    return shlex.split(lines[0])
+
+
+class Gunicorn(ServerProcess):
+    """The doc's gunicorn command serving the example project with two workers."""
+
+    def __init__(self, settings: str, env: dict[str, str], workers: int = 2) -> None:
+        require_gunicorn()
+        super().__init__("gunicorn", settings, env)
+        self.workers = workers
+
+    def command(self) -> list[str]:
+        args = doc_gunicorn_command()
+        assert args[0] == "gunicorn", args
+        args[args.index("myproject.asgi:application")] = self.app
+        values = {"--workers": str(self.workers), "--bind": f"127.0.0.1:{self.port}"}
+        for i, arg in enumerate(args[:-1]):
+            if arg in values:
+                args[i + 1] = values.pop(arg)
+        assert not values, f"the doc's gunicorn command has no {list(values)}"
+        # gunicorn 25.1+ opens a control socket, by default one per user
+        # (~/.gunicorn/gunicorn.ctl): one of this server's own, so runs side by side keep
+        # theirs.
+        control = ["--control-socket", str(self.log_path.with_suffix(".ctl"))]
+        return [sys.executable, "-m", *args, *control]
+
+    def node_ids(self, timeout: float = 15.0) -> set[str]:
+        """The ids of the workers' nodes, once each knows the other ones: asked of whichever
+        worker the kernel hands each new connection to."""
+        seen: dict[str, list[str]] = {}
+
+        def settled() -> bool:
+            node = httpx.get(self.url + "/_cluster/node/", timeout=5).json()
+            seen[node["id"]] = node["peers"]
+            return len(seen) == self.workers and all(
+                sorted(peers) == sorted(set(seen) - {node_id}) for node_id, peers in seen.items()
+            )
+
+        wait_for(settled, timeout, f"{self.workers} gunicorn workers that know each other")
+        return set(seen)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything and runs ruff, mypy, the wheel check and the whole test suite.
 # Usage: bash tests/run.sh [pytest arguments] (with arguments, only ruff, mypy and that pytest
-# run). With CI set, tests needing Redis, PostgreSQL, Node or a browser fail instead of skipping,
-# and the pure tests run on the other Python and Django versions too (noxfile.py).
+# run). With CI set, tests needing Redis, PostgreSQL, Node, a browser or nginx fail instead of
+# skipping, and the pure tests run on the other Python and Django versions too (noxfile.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +25,16 @@ if ! command -v chromium >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   else
     echo "chromium is not installed: browser tests will skip (fail in CI)"
+  fi
+fi
+
+# The deployment tests (tests/deploy) run Debian's nginx in the foreground, never as a service.
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing Debian's nginx for the deployment tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
+  else
+    echo "nginx is not installed: the nginx tests will skip (fail in CI)"
   fi
 fi
 

@@ -35,6 +35,7 @@ EXPECTED_DEFAULTS = {
     "node_timeout": 15_000,
     "request_timeout": 5_000,
     "forward_polling": True,
+    "upgrade_window": 300,
     "max_queued_packets": 10_000,
     "connection_state_recovery": None,
     "monitoring": True,

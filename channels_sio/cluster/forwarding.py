@@ -151,17 +151,21 @@ class PollingForwarder:
             self._aborts.pop(message["rid"], None)
         if response is None:
             return  # the client left; the forwarding node answered nobody
-        await self.node.send(
-            message["reply_to"],
-            {
-                "type": HTTP_RESPONSE,
-                "rid": message["rid"],
-                "status": response.status,
-                "body": response.body,
-                "content_type": response.content_type,
-                "headers": [list(pair) for pair in response.headers],
-            },
-        )
+        try:
+            await self.node.send(
+                message["reply_to"],
+                {
+                    "type": HTTP_RESPONSE,
+                    "rid": message["rid"],
+                    "status": response.status,
+                    "body": response.body,
+                    "content_type": response.content_type,
+                    "headers": [list(pair) for pair in response.headers],
+                },
+            )
+        except ChannelFull:
+            # The asking node answers its client "Session ID unknown" when its wait runs out.
+            logger.warning("node %s: the asking node's channel is full", self.node.id)
 
     async def _on_abort(self, message: dict[str, Any]) -> None:
         aborted = self._aborts.get(message["rid"])

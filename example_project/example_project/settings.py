@@ -77,6 +77,9 @@ if REDIS_URL:
                 # redis-py 8 defaults (5 s socket timeout, 100-connection pools) break
                 # channels-redis: see the checks channels_sio.W001 / W002.
                 "hosts": [{"address": REDIS_URL, "socket_timeout": 10, "max_connections": 1000}],
+                # A node's channel takes the other nodes' forwarded polls and relayed frames:
+                # channels-redis's default of 100 fills under a few hundred polling clients.
+                "capacity": 1000,
             },
         }
     }

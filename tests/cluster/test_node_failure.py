@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
 
 from .conftest import Driver, running_cluster, wait_for
 
@@ -104,3 +106,38 @@ def test_killed_node_is_dropped_and_the_others_carry_on(redis_url: str, driver: 
         status, body, at = answered["poll"]
         assert (status, body) == (400, {"code": 1, "message": "Session ID unknown"})
         assert at - killed_at < bound
+
+
+def _read_until_closed(ws: ClientConnection, timeout: float) -> None:
+    while True:
+        ws.recv(timeout=timeout)
+
+
+def test_a_socket_relayed_to_a_killed_owner_closes(redis_url: str) -> None:
+    """An upgrade relayed to its session's owner (it came after ``upgrade_window``): when the
+    owner dies, the relaying node closes the socket once the owner is declared lost, and the
+    client reconnects."""
+    with (
+        running_cluster(redis_url, SETTINGS, ("uvicorn", "daphne")) as cluster,
+        httpx.Client(timeout=5) as http,
+    ):
+        owner, other = cluster[0], cluster[1]
+        handshake = http.get(owner.url + "/socket.io/", params={"EIO": "4", "transport": "polling"})
+        sid = json.loads(handshake.text[1:])["sid"]
+        time.sleep(0.5)  # past the window: the session's connect handler has run
+        query = f"EIO=4&transport=websocket&sid={sid}"
+        with connect(f"ws://127.0.0.1:{other.port}/socket.io/?{query}", open_timeout=5) as ws:
+            ws.send("2probe")
+            assert ws.recv(timeout=3) == "3probe"  # the owner's answer, relayed
+            params = {"EIO": "4", "transport": "polling", "sid": sid}
+            assert http.get(owner.url + "/socket.io/", params=params).text == "6"
+            ws.send("5")
+            victim = owner.proc
+            assert victim is not None
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(5)
+            killed_at = time.monotonic()
+            with pytest.raises(ConnectionClosed):
+                _read_until_closed(ws, NODE_TIMEOUT + 2 * HEARTBEAT + 2)
+            assert time.monotonic() - killed_at < NODE_TIMEOUT + 2 * HEARTBEAT + 2
+        assert "Traceback" not in other.log(), other.log()[-3000:]

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+import socketio
 from websockets.sync.client import connect
 
 from tests.support.servers import socketio_leftovers
@@ -261,3 +262,22 @@ def test_forwarded_answers_carry_cors_headers_once(forwarding: Cluster) -> None:
             assert answer.headers.get_list("access-control-allow-credentials") == ["true"]
         answer = http.post(other.url + "/socket.io/", params=params, content="1")  # close
         assert answer.status_code == 200
+
+
+async def test_python_client_upgrading_on_another_node_is_taken_over(forwarding: Cluster) -> None:
+    """python-socketio's client probes before it sends its CONNECT: the node the probe
+    reaches takes the session over, and the client's namespace connects there."""
+    client = socketio.AsyncClient(reconnection=False)
+    with proxied(forwarding.servers, 1) as proxy:
+        try:
+            await client.connect(
+                proxy.url, namespaces=["/cluster"], socketio_path="socket.io", wait_timeout=5
+            )
+            assert client.transport() == "websocket"
+            assert client.eio.sid.startswith(forwarding.ids[0])  # the handshake's node
+            node = await client.call("node", namespace="/cluster", timeout=5)
+            assert node["id"] == forwarding.ids[1]  # the node the upgrade reached
+        finally:
+            await client.disconnect()
+            await client.eio.disconnect()
+    assert not socketio_leftovers(forwarding[1].wait_idle())

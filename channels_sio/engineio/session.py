@@ -385,11 +385,12 @@ class Session:
         self._cancel_hold_timer()
         self._attached = True
         holding = self.receiver
-        self.receiver = None
         accepted = await self.server.accepts(self)
-        # The handler set the receiver (or left None: the server's on_message); messages that
-        # arrive while the held ones are replayed still queue behind them.
-        target, self.receiver = self.receiver, holding
+        # The handler set the receiver, or left the holding one (the server's on_message is
+        # then the target); messages that arrive until the held ones are replayed queue
+        # behind them.
+        target = None if self.receiver is holding else self.receiver
+        self.receiver = holding
         held = self._held
         assert held is not None
         if not accepted:

@@ -229,3 +229,30 @@ async def test_a_refusing_connect_handler_closes_the_held_session() -> None:
     assert session.state is SessionState.CLOSED
     assert transport.closed == [CloseReason.FORCED_CLOSE]
     assert disconnects == []
+
+
+async def test_messages_during_a_slow_connect_handler_queue_behind_the_held_ones(
+    recorder: Recorder,
+) -> None:
+    eio = make_server(recorder)
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    @eio.on_connect
+    async def slow(session: Session) -> None:
+        started.set()
+        await release.wait()
+
+    eio.upgrade_window = lambda: HOLD
+    session, _ = await open_session(eio, BufferingTransport())
+    await session.receive_packet(Packet(PacketType.MESSAGE, "held"))
+    await started.wait()
+    await session.receive_packet(Packet(PacketType.MESSAGE, "during"))
+    release.set()
+    async with asyncio.timeout(1):
+        while len(recorder.messages) < 2:  # noqa: ASYNC110 (the recorder has no event)
+            await asyncio.sleep(0.01)
+    assert [data for _, data in recorder.messages] == ["held", "during"]
+    await session.receive_packet(Packet(PacketType.MESSAGE, "after"))
+    assert [data for _, data in recorder.messages] == ["held", "during", "after"]
+    await eio.shutdown()

@@ -11,6 +11,7 @@ sends while another client is away:
 ``self``            ``socket.emit`` to the sender itself (``volatile``, ``ack`` possible)
 ``django-emit``     ``channels_sio.async_emit``, as Django code emits
 ``burst``           ``count`` broadcasts of ``seq`` numbered from ``start``, one after the other
+                    (to the rooms ``to``, ``pause`` ms apart, if given)
 ``leave-me``        ``socket.disconnect()``: an explicit disconnect by the server
 ``cut-me``          the server closes the connection without a DISCONNECT (``forced close``)
 ``stats``           how often the middleware and the connect handler ran, by socket id
@@ -21,6 +22,7 @@ refused by the middleware.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import channels_sio
@@ -114,8 +116,12 @@ async def django_emit(socket: Socket, spec: dict[str, Any]) -> bool:
 @nsp.on("burst")
 async def burst(socket: Socket, spec: dict[str, Any]) -> bool:
     start = spec.get("start", 0)
+    op = nsp.operator.to(*spec.get("to", []))
+    pause = spec.get("pause", 0) / 1000
     for seq in range(start, start + spec["count"]):
-        await nsp.emit("seq", seq)
+        await op.emit("seq", seq)
+        if pause:
+            await asyncio.sleep(pause)
     return True
 
 

@@ -15,6 +15,7 @@ sends while another client is away:
 ``leave-me``        ``socket.disconnect()``: an explicit disconnect by the server
 ``cut-me``          the server closes the connection without a DISCONNECT (``forced close``)
 ``stats``           how often the middleware and the connect handler ran, by socket id
+``users``           how many Django users there are: a handler that uses the ORM
 
 A client whose auth has ``rooms`` joins them in the connect handler; one with ``refuse`` is
 refused by the middleware.
@@ -24,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+
+from channels.db import database_sync_to_async
 
 import channels_sio
 from channels_sio import ConnectionRefusedError, Socket, sio
@@ -138,3 +141,10 @@ async def cut_me(socket: Socket) -> None:
 @nsp.on("stats")
 async def stats(socket: Socket) -> dict[str, Any]:
     return STATS
+
+
+@nsp.on("users")
+async def users(socket: Socket) -> int:
+    from django.contrib.auth.models import User  # a handlers module loads before the apps
+
+    return await database_sync_to_async(User.objects.count)()

@@ -281,6 +281,17 @@ def check_recovery(
                 15,
             )
         )
+    if not isinstance(values["persist_live_sessions"], bool):
+        errors.append(
+            _error(
+                f"{_RECOVERY}['persist_live_sessions'] must be True or False, "
+                f"not {values['persist_live_sessions']!r}.",
+                "The default is False: a session is kept when its socket disconnects. True "
+                "also keeps it while the socket is connected (written at connect, join and "
+                "leave), so that its client recovers when its worker dies.",
+                27,
+            )
+        )
     options = values["store_options"]
     if not isinstance(options, dict):
         errors.append(

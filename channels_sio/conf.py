@@ -76,6 +76,7 @@ MONITORING_DEFAULTS: dict[str, Any] = {
 RECOVERY_DEFAULTS: dict[str, Any] = {
     "max_disconnection_duration": 120_000,
     "skip_middlewares": True,
+    "persist_live_sessions": False,
     "store": "database",
     "store_options": {},
 }
@@ -172,7 +173,9 @@ def recovery() -> ConnectionStateRecovery | None:
         **values["store_options"],
     }
     return ConnectionStateRecovery(
-        lambda: cls(**options), skip_middlewares=values["skip_middlewares"]
+        lambda: cls(**options),
+        skip_middlewares=values["skip_middlewares"],
+        persist_live_sessions=values["persist_live_sessions"],
     )
 
 

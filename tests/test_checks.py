@@ -325,6 +325,7 @@ def recovery_ids(value: Any, **other: Any) -> list[str]:
         {"store": "memory"},
         {"store": "memory", "store_options": {"max_packets": 100}},
         {"store": "database", "max_disconnection_duration": 60_000, "skip_middlewares": False},
+        {"store": "redis", "persist_live_sessions": True},
         {"store": "redis", "store_options": {"url": "redis://127.0.0.1:6379/3", "max_len": 500}},
         {"store": "channels_sio.recovery.memory.MemoryStore"},
     ],
@@ -345,6 +346,9 @@ def test_valid_recovery_settings_are_clean(value: Any) -> None:
             {"max_disconnection_duration": "2m"}, "E014", "positive number", id="duration-str"
         ),
         pytest.param({"skip_middlewares": "yes"}, "E015", "True or False", id="skip-not-bool"),
+        pytest.param(
+            {"persist_live_sessions": 1}, "E027", "True or False", id="persist-live-not-bool"
+        ),
         pytest.param({"store": "mongo"}, "E016", "is not a recovery store", id="unknown-store"),
         pytest.param(
             {"store": "django.db.models.Model"}, "E016", "not a RecoveryStore", id="not-a-store"

@@ -268,6 +268,7 @@ def test_recovery_settings_build_one_store_for_the_process(value: Any) -> None:
         assert recovery is not None
         assert recovery is conf.recovery()  # cached: the server and emit() share the store
         assert recovery.skip_middlewares is True
+        assert recovery.live is None  # sessions kept at disconnect only, by default
         assert recovery.store is recovery.store
         assert conf.server_config().recovery is recovery
     assert conf.recovery() is None  # reset when the setting changes
@@ -281,6 +282,7 @@ def test_recovery_options_reach_the_store() -> None:
                 "store_options": {"max_packets": 7, "replay_limit": 3},
                 "max_disconnection_duration": 5000,
                 "skip_middlewares": False,
+                "persist_live_sessions": True,
             }
         }
     ):
@@ -291,6 +293,7 @@ def test_recovery_options_reach_the_store() -> None:
         assert store.replay_limit == 3
         assert store.max_packets == 7
         assert recovery.skip_middlewares is False
+        assert recovery.live is not None
 
 
 def test_monitoring_is_on_by_default_with_its_defaults() -> None:

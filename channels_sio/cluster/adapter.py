@@ -54,9 +54,18 @@ class ClusterAdapter(LocalAdapter):
     ) -> None:
         await self.deliver(packet, flags, offset)
         if self._reaches_others(flags):
-            await self.node.publish(
-                BROADCAST, ns=self.key, data=packet.data, offset=offset, **flags_message(flags)
-            )
+            node = self.node
+            try:
+                await node.publish(
+                    BROADCAST, ns=self.key, data=packet.data, offset=offset, **flags_message(flags)
+                )
+            except Exception as exc:
+                # As socket.io's adapters: delivered here, lost for the other nodes while the
+                # layer is down (recorded packets stay in the store for recovery), logged once.
+                node.layer_failed(exc, unsent=True)
+            else:
+                if node.outage_since is not None:
+                    node.layer_answered()
 
     async def broadcast_with_ack(
         self, packet: Packet, flags: BroadcastFlags
@@ -90,9 +99,16 @@ class ClusterAdapter(LocalAdapter):
 
     async def _command(self, flags: BroadcastFlags, command: str, argument: Any) -> None:
         if self._reaches_others(flags):
-            await self.node.publish(
-                SOCKETS, ns=self.key, command=command, argument=argument, **flags_message(flags)
-            )
+            node = self.node
+            try:
+                await node.publish(
+                    SOCKETS, ns=self.key, command=command, argument=argument, **flags_message(flags)
+                )
+            except Exception as exc:
+                node.layer_failed(exc, unsent=True)
+            else:
+                if node.outage_since is not None:
+                    node.layer_answered()
 
     async def add_sockets(self, flags: BroadcastFlags, rooms: frozenset[str]) -> None:
         await super().add_sockets(flags, rooms)

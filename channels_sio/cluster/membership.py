@@ -73,8 +73,10 @@ class Membership:
                 # Re-joining keeps the membership fresh long before the layer's group_expiry.
                 await layer.group_add(NODES_GROUP, channel)
                 await node.publish(HEARTBEAT)
-            except Exception:
-                logger.warning("node %s: heartbeat failed", node.id, exc_info=True)
+            except Exception as exc:
+                node.layer_failed(exc)
+            else:
+                node.layer_answered()
             horizon = time.monotonic() - conf.get("node_timeout") / 1000
             for peer in [p for p in self.peers.values() if p.last_seen < horizon]:
                 logger.warning("node %s: lost node %s", node.id, peer.id)
@@ -86,6 +88,19 @@ class Membership:
                     await layer.group_discard(NODES_GROUP, peer.channel)
                 except Exception:
                     logger.warning("node %s: could not discard node %s", node.id, peer.id)
+
+    async def rejoin(self) -> None:
+        """Join the nodes' group again and say hello (the channel layer answers again after
+        an outage: a Redis that restarted empty holds no group, and peers may have dropped
+        this node meanwhile)."""
+        node = self.node
+        if node.layer is None or node.channel is None:
+            return
+        try:
+            await node.layer.group_add(NODES_GROUP, node.channel)
+            await node.publish(HELLO)
+        except Exception as exc:
+            node.layer_failed(exc)
 
     def _seen(self, message: dict[str, Any]) -> None:
         peer, channel = message.get("node"), message.get("channel")

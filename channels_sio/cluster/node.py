@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,10 @@ MessageHandler = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
 
 #: How long a stopping node waits for its cancelled tasks to end (seconds).
 STOP_WAIT = 1.0
+
+#: The longest wait between two receives while the channel layer fails (seconds): once it
+#: answers again, the node hears the others within this.
+RECEIVE_BACKOFF_MAX = 1.0
 
 
 class Node:
@@ -67,6 +72,10 @@ class Node:
         self.admin_actions = AdminActions(self)
         #: The registry writer and leak rules of this process (``CHANNELS_SIO["monitoring"]``).
         self.monitor: Monitor | None = None
+        #: Since when the channel layer fails (``time.monotonic()``); None while it answers.
+        self.outage_since: float | None = None
+        #: Broadcasts and commands that reached this node's clients only during the outage.
+        self._unsent = 0
 
     def __repr__(self) -> str:
         return f"<Node {self.id}>"
@@ -158,18 +167,66 @@ class Node:
         assert channel is not None
         backoff = 0.1
         while True:
+            if self.outage_since is not None:
+                # A receive that waits proves nothing: a Redis that restarted empty sends
+                # nothing to a node it has forgotten. Joining the group again does.
+                try:
+                    await layer.group_add(NODES_GROUP, channel)
+                except Exception as exc:
+                    self.layer_failed(exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, RECEIVE_BACKOFF_MAX)
+                    continue
+                self.layer_answered()
             try:
                 message = await layer.receive(channel)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 # A layer hiccup (Redis restarting, a socket timeout) must not end the node.
-                logger.warning("node %s: channel layer receive failed", self.id, exc_info=True)
+                self.layer_failed(exc)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, RECEIVE_BACKOFF_MAX)
                 continue
             backoff = 0.1
+            self.layer_answered()
             await self._dispatch(message)
+
+    # -- channel layer outages ------------------------------------------------------------
+
+    def layer_failed(self, exc: BaseException, *, unsent: bool = False) -> None:
+        """A channel layer call failed (``unsent``: a broadcast or command went to this
+        node's clients only). Logged once per outage, not once per call: every call fails
+        while Redis is down."""
+        if unsent:
+            self._unsent += 1
+        if self.outage_since is None:
+            self.outage_since = time.monotonic()
+            logger.warning(
+                "node %s: the channel layer failed (%s: %s); other nodes are not reached "
+                "until it answers again",
+                self.id,
+                type(exc).__name__,
+                exc,
+            )
+
+    def layer_answered(self) -> None:
+        """A channel layer call succeeded: the end of an outage is logged, with what it
+        cost, and the node joins the nodes' group again at once (a Redis that restarted
+        empty has forgotten it) rather than at its next heartbeat."""
+        since = self.outage_since
+        if since is None:
+            return
+        self.outage_since = None
+        unsent, self._unsent = self._unsent, 0
+        logger.warning(
+            "node %s: the channel layer answers again after %.1f s; %d broadcast(s) and "
+            "command(s) meanwhile reached this node's clients only",
+            self.id,
+            time.monotonic() - since,
+            unsent,
+        )
+        self.spawn(self.membership.rejoin())
 
     async def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message.get("type", "")

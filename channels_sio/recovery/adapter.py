@@ -20,6 +20,7 @@ from ..socketio.adapter import (
     RecoveredSession,
     SessionRecord,
 )
+from .live import LiveSessions
 from .store import PacketRecord, RecoveryStore, dump_data
 
 if TYPE_CHECKING:
@@ -35,7 +36,9 @@ logger = logging.getLogger("channels_sio.recovery")
 
 class ConnectionStateRecovery:
     """Connection state recovery for a server (its ``ServerConfig.recovery``): one store for
-    every namespace; ``skip_middlewares`` skips them for recovered sockets.
+    every namespace; ``skip_middlewares`` skips them for recovered sockets;
+    ``persist_live_sessions`` keeps the sessions of connected sockets in the store as they
+    change (:mod:`.live`), so that a client whose worker died recovers too.
 
     ``store`` may be a zero-argument callable, called once, when first needed.
     """
@@ -45,10 +48,13 @@ class ConnectionStateRecovery:
         store: RecoveryStore | Callable[[], RecoveryStore],
         *,
         skip_middlewares: bool = True,
+        persist_live_sessions: bool = False,
     ) -> None:
         self._store_source = store
         self._store: RecoveryStore | None = store if isinstance(store, RecoveryStore) else None
         self._skip_middlewares = skip_middlewares
+        #: The writer of connected sockets' sessions; None when they are kept at disconnect only.
+        self.live: LiveSessions | None = LiveSessions(self) if persist_live_sessions else None
         #: Whether the last store call failed.
         self.failing = False
 
@@ -68,6 +74,8 @@ class ConnectionStateRecovery:
         return RecoveryAdapter(adapter, self)
 
     async def close(self) -> None:
+        if self.live is not None:
+            await self.live.close()
         if self._store is not None:
             await self._store.close()
 
@@ -105,6 +113,7 @@ class RecoveryAdapter(Adapter):
         # A dynamic family's child also replays what was sent to the whole family.
         self._logs = [self.key] if parent is None else [self.key, server.namespace_key(parent)]
         self._local = inner.local
+        self._live = recovery.live
         self._pids: dict[str, Socket] = {}
         self._end: str | None = None
         self._persisting: dict[str, asyncio.Future[None]] = {}
@@ -144,17 +153,30 @@ class RecoveryAdapter(Adapter):
         self.inner.add(socket)
         if socket.pid is not None:
             self._pids[socket.pid] = socket
+            if self._live is not None:
+                self._live.connected(socket)
 
     def remove(self, socket: Socket) -> None:
         self.inner.remove(socket)
         if socket.pid is not None and self._pids.get(socket.pid) is socket:
             del self._pids[socket.pid]
+        if self._live is not None:
+            self._live.gone(socket)
 
     def join(self, sid: str, rooms: Iterable[str]) -> None:
         self.inner.join(sid, rooms)
+        if self._live is not None:
+            self._rooms_changed(sid)
 
     def leave(self, sid: str, room: str) -> None:
         self.inner.leave(sid, room)
+        if self._live is not None:
+            self._rooms_changed(sid)
+
+    def _rooms_changed(self, sid: str) -> None:
+        socket = self.inner.sockets.get(sid)
+        if socket is not None and self._live is not None:
+            self._live.changed(socket)
 
     def rooms_of(self, sid: str) -> frozenset[str]:
         return self.inner.rooms_of(sid)
@@ -257,6 +279,17 @@ class RecoveryAdapter(Adapter):
             done.set_result(None)
             if self._persisting.get(session.pid) is done:
                 del self._persisting[session.pid]
+
+    async def discard_session(self, pid: str) -> None:
+        if self._live is None:
+            return  # nothing was kept while it was connected
+        recovery = self.recovery
+        try:
+            await recovery.store.discard_session(pid)
+        except Exception:
+            recovery.failed(f"discarding session {pid}")
+        else:
+            recovery.succeeded()
 
     async def restore_session(
         self, pid: str, offset: str | None, user_id: str | None

@@ -405,6 +405,13 @@ class DatabaseStore(RecoveryStore):
             rows, update_conflicts=True, unique_fields=["pid"], update_fields=_SESSION_UPDATES
         )
 
+    async def discard_sessions(self, pids: Sequence[str]) -> None:
+        if pids:
+            await self._run(self._discard_sessions, list(pids))
+
+    def _discard_sessions(self, pids: list[str]) -> None:
+        RecoverySession.objects.using(self.using).filter(pid__in=pids).delete()
+
     async def take_session(self, pid: str) -> SessionRecord | None:
         if len(pid) > _PID_LENGTH or "\x00" in pid:
             # Never kept (pids are made here), and PostgreSQL refuses NUL: a client's pid is

@@ -134,6 +134,10 @@ class MemoryStore(RecoveryStore):
             return None
         return found[0]
 
+    async def discard_sessions(self, pids: Sequence[str]) -> None:
+        for pid in pids:
+            self._sessions.pop(pid, None)
+
     async def purge(self) -> int:
         now = time.time()
         expired = [pid for pid, (_, expiry) in self._sessions.items() if expiry <= now]

@@ -371,6 +371,11 @@ class RedisStore(RecoveryStore):
             _SAVE_SCRIPT, [self._last_key, *(self._session_key(s.pid) for s in sessions)], args
         )
 
+    async def discard_sessions(self, pids: Sequence[str]) -> None:
+        if pids:
+            link = await self._link()
+            await link.writes.call("DEL", *(self._session_key(pid) for pid in pids))
+
     async def take_session(self, pid: str) -> SessionRecord | None:
         link = await self._link()
         value = await link.client.getdel(self._session_key(pid))

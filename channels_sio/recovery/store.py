@@ -11,8 +11,10 @@ Every store keeps to the same rules, and tests/recovery/test_stores.py checks ea
   than the maximum disconnection duration. Packets removed for their age never count: they
   were sent before the client's last disconnection began, when it was still connected.
 - ``end`` is the log's current end: reading after it gives only what is written later.
-- ``save_sessions`` keeps sessions for the maximum disconnection duration; a session saved
-  without a position gets the log's current end. ``take_session`` returns a session once.
+- ``save_sessions`` keeps sessions for the maximum disconnection duration (from this write:
+  saving a session again extends it); a session saved without a position gets the log's
+  current end. ``take_session`` returns a session once. ``discard_sessions`` removes sessions,
+  so that they can no longer be restored.
 - ``purge`` removes expired sessions and packets older than the maximum disconnection
   duration, in batches.
 """
@@ -207,7 +209,8 @@ class _Writes:
     """A store's grouped writes on one event loop."""
 
     packets: WriteGroup[PacketRecord, str]
-    sessions: WriteGroup[SessionRecord, None]
+    #: (pid, the session to keep, or None to discard it), in the order they were asked for.
+    sessions: WriteGroup[tuple[str, SessionRecord | None], None]
 
 
 class RecoveryStore(ABC):
@@ -257,7 +260,18 @@ class RecoveryStore(ABC):
     async def save_session(self, session: SessionRecord) -> None:
         """Keep one session, grouped with concurrent calls."""
         self._purge_in_background()
-        await self._writes_here().sessions.add(session)
+        await self._writes_here().sessions.add((session.pid, session))
+
+    async def keep_sessions(self, sessions: Sequence[SessionRecord]) -> None:
+        """Keep sessions, grouped with concurrent calls (one write for all of them)."""
+        self._purge_in_background()
+        group = self._writes_here().sessions
+        await asyncio.gather(*[group.add((session.pid, session)) for session in sessions])
+
+    async def discard_session(self, pid: str) -> None:
+        """Remove the session of ``pid`` if it is kept, grouped with concurrent calls and
+        written after the saves asked for before (so a save in flight cannot bring it back)."""
+        await self._writes_here().sessions.add((pid, None))
 
     def _writes_here(self) -> _Writes:
         # Grouped per event loop: the store serves the server's loop, and now and then another
@@ -293,9 +307,16 @@ class RecoveryStore(ABC):
             if removed:
                 logger.debug("%s: purged %d", type(self).__name__, removed)
 
-    async def _save_all(self, sessions: list[SessionRecord]) -> list[None]:
-        await self.save_sessions(sessions)
-        return [None] * len(sessions)
+    async def _save_all(self, changes: list[tuple[str, SessionRecord | None]]) -> list[None]:
+        # The last change of each pid wins: the others are what it replaced.
+        latest = dict(changes)
+        kept = [session for session in latest.values() if session is not None]
+        discarded = [pid for pid, session in latest.items() if session is None]
+        if kept:
+            await self.save_sessions(kept)
+        if discarded:
+            await self.discard_sessions(discarded)
+        return [None] * len(changes)
 
     @abstractmethod
     async def append(self, packets: Sequence[PacketRecord]) -> list[str]:
@@ -327,6 +348,12 @@ class RecoveryStore(ABC):
     async def take_session(self, pid: str) -> SessionRecord | None:
         """The session of ``pid``, removed (a session is restored once); None when unknown
         or expired."""
+
+    async def discard_sessions(self, pids: Sequence[str]) -> None:
+        """Remove the sessions of ``pids`` (those kept), as one write where the store can.
+        This default takes them one by one; the stores here override it."""
+        for pid in pids:
+            await self.take_session(pid)
 
     @abstractmethod
     async def purge(self) -> int:

@@ -231,6 +231,10 @@ class Adapter(ABC):
         """Keep the session of a socket that disconnected for a recoverable reason.
         Nothing to do without recovery."""
 
+    async def discard_session(self, pid: str) -> None:  # noqa: B027
+        """The socket of ``pid`` disconnected for a reason that is not recoverable: its
+        session must not be restored (a kept one is removed). Nothing to do without recovery."""
+
     async def restore_session(
         self, pid: str, offset: str | None, user_id: str | None
     ) -> RecoveredSession | None:

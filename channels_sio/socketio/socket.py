@@ -498,6 +498,8 @@ class Socket:
         self._queued.clear()
         if record is not None:
             await adapter.persist_session(record)
+        elif was_connected and self.pid is not None:
+            await adapter.discard_session(self.pid)
         handlers = self.nsp.handlers
         handler = handlers.disconnect
         server = self.nsp.server

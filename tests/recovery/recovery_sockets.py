@@ -11,9 +11,11 @@ sends while another client is away:
 ``self``            ``socket.emit`` to the sender itself (``volatile``, ``ack`` possible)
 ``django-emit``     ``channels_sio.async_emit``, as Django code emits
 ``burst``           ``count`` broadcasts of ``seq`` numbered from ``start``, one after the other
+                    (to the rooms ``to``, ``pause`` ms apart, if given)
 ``leave-me``        ``socket.disconnect()``: an explicit disconnect by the server
 ``cut-me``          the server closes the connection without a DISCONNECT (``forced close``)
 ``stats``           how often the middleware and the connect handler ran, by socket id
+``users``           how many Django users there are: a handler that uses the ORM
 
 A client whose auth has ``rooms`` joins them in the connect handler; one with ``refuse`` is
 refused by the middleware.
@@ -21,7 +23,10 @@ refused by the middleware.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+from channels.db import database_sync_to_async
 
 import channels_sio
 from channels_sio import ConnectionRefusedError, Socket, sio
@@ -114,8 +119,12 @@ async def django_emit(socket: Socket, spec: dict[str, Any]) -> bool:
 @nsp.on("burst")
 async def burst(socket: Socket, spec: dict[str, Any]) -> bool:
     start = spec.get("start", 0)
+    op = nsp.operator.to(*spec.get("to", []))
+    pause = spec.get("pause", 0) / 1000
     for seq in range(start, start + spec["count"]):
-        await nsp.emit("seq", seq)
+        await op.emit("seq", seq)
+        if pause:
+            await asyncio.sleep(pause)
     return True
 
 
@@ -132,3 +141,10 @@ async def cut_me(socket: Socket) -> None:
 @nsp.on("stats")
 async def stats(socket: Socket) -> dict[str, Any]:
     return STATS
+
+
+@nsp.on("users")
+async def users(socket: Socket) -> int:
+    from django.contrib.auth.models import User  # a handlers module loads before the apps
+
+    return await database_sync_to_async(User.objects.count)()

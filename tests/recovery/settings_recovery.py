@@ -2,7 +2,8 @@
 recovery handlers of tests/recovery/recovery_sockets.py.
 
 ``CSIO_RECOVERY_STORE`` picks the store (``memory`` by default, ``database``, ``redis``) and
-``CSIO_RECOVERY_OPTIONS`` (JSON) its options; ``DATABASE_URL`` (example settings) the database
+``CSIO_RECOVERY_OPTIONS`` (JSON) its options, ``CSIO_RECOVERY_LIVE=1`` turns
+``persist_live_sessions`` on; ``DATABASE_URL`` (example settings) the database
 and ``REDIS_URL`` the channel layer, for several processes.
 """
 
@@ -22,5 +23,6 @@ CHANNELS_SIO = {
         "store": os.environ.get("CSIO_RECOVERY_STORE", "memory"),
         "store_options": json.loads(os.environ.get("CSIO_RECOVERY_OPTIONS", "{}")),
         "max_disconnection_duration": 30_000,
+        "persist_live_sessions": os.environ.get("CSIO_RECOVERY_LIVE") == "1",
     },
 }

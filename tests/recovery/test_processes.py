@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 from tests.cluster.conftest import running_cluster
 from tests.support import servers
 from tests.support.ci import require
-from tests.support.driver import Driver
+from tests.support.driver import Driver, wait_for
 from tests.support.servers import ServerProcess
 from tests.support.services import postgres_database, postgres_reachable
 
@@ -168,3 +169,78 @@ def test_a_session_is_restored_for_its_own_user_only(
             auth={"pid": a["pid"]},
         )
         assert driver("call", name="A2", event="info")["id"] == a["id"]
+
+
+def session_rooms(env: dict[str, str], pid: str) -> list[str] | None:
+    """The rooms of the session the shared store keeps for ``pid`` (None when none)."""
+    if env["CSIO_RECOVERY_STORE"] == "redis":
+        import redis
+
+        options = json.loads(env["CSIO_RECOVERY_OPTIONS"])
+        with redis.Redis.from_url(options["url"], socket_timeout=2) as client:
+            value = client.get(f"{options['prefix']}:session:{pid}")
+        return None if value is None else list(json.loads(value)["rooms"])
+    import psycopg
+
+    with psycopg.connect(env["DATABASE_URL"], autocommit=True) as connection:
+        row = connection.execute(
+            "SELECT rooms FROM channels_sio_recoverysession WHERE pid = %s", [pid]
+        ).fetchone()
+    return None if row is None else list(row[0])
+
+
+@pytest.fixture(params=["redis", "database-postgres"])
+def live_store_env(
+    request: pytest.FixtureRequest, redis_url: str, recovery_redis_url: str
+) -> Iterator[dict[str, str]]:
+    """Each persistent store, with persist_live_sessions on."""
+    with shared_env(request.param, redis_url, recovery_redis_url) as env:
+        yield {**env, "CSIO_RECOVERY_LIVE": "1"}
+
+
+def test_a_client_of_a_killed_worker_recovers_on_the_other(
+    live_store_env: dict[str, str], driver: Driver
+) -> None:
+    """SIGKILL: the worker writes nothing as it dies. With persist_live_sessions the session
+    was kept as it changed, and every broadcast of the other worker is in the log."""
+    env, count = live_store_env, 300
+    with running_cluster(env["REDIS_URL"], SETTINGS, ("uvicorn", "daphne"), env) as cluster:
+        a = open_on(driver, cluster[0], "A", auth={"rooms": ["red"], "name": "ann"})
+        open_on(driver, cluster[1], "B")
+        assert driver("call", name="A", event="join", args=["blue"]) is True
+        wait_for(
+            lambda: session_rooms(env, a["pid"]) == sorted(["blue", "red", a["id"]]),
+            5,
+            "A's session kept with its rooms",
+        )
+        # A stream of broadcasts to A's room from the other worker, 2 ms apart ...
+        stream = driver(
+            "callLater",
+            name="B",
+            event="burst",
+            args=[{"count": count, "to": ["red"], "pause": 2}],
+            ms=20_000,
+        )
+        driver("wait", name="A", event="seq", count=50)
+        victim = cluster[0].proc
+        assert victim is not None
+        victim.send_signal(signal.SIGKILL)  # ... killed in the middle of it
+        victim.wait(5)
+        assert driver("disconnected", name="A") == "transport close"
+        back = driver("reconnect", name="A", url=cluster[1].url)
+        assert back["recovered"] is True
+        assert back["id"] == a["id"]
+        assert driver("result", name="B", call=stream, ms=20_000) is True
+        got = driver("wait", name="A", event="seq", count=count)
+        assert [event[1] for event in got] == list(range(count))  # each once, in order
+        info = driver("call", name="A", event="info")
+        assert info == {
+            "id": a["id"],
+            "recovered": True,
+            "rooms": ["blue", "red"],
+            "data": {"name": "ann"},
+        }
+        # Kept again on its new worker, and discarded when it leaves on purpose.
+        wait_for(lambda: session_rooms(env, a["pid"]) is not None, 5, "kept on B")
+        driver("leave", name="A")
+        wait_for(lambda: session_rooms(env, a["pid"]) is None, 5, "discarded")

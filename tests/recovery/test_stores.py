@@ -153,6 +153,61 @@ async def test_sessions_expire(make_store: StoreFactory) -> None:
     assert await store.take_session("pid-1") is None
 
 
+async def test_saving_a_session_again_extends_its_expiry(make_store: StoreFactory) -> None:
+    # persist_live_sessions rewrites a connected socket's session before it expires.
+    store = make_store(max_disconnection_duration=400)
+    await store.save_session(session(position="1"))
+    await asyncio.sleep(0.25)
+    await store.save_session(session(position="1", rooms=frozenset({"sid-1", "later"})))
+    await asyncio.sleep(0.25)
+    assert await store.take_session("pid-1") == session(
+        position="1", rooms=frozenset({"sid-1", "later"})
+    )
+
+
+async def test_discarded_sessions_cannot_be_taken(make_store: StoreFactory) -> None:
+    store = make_store()
+    await store.keep_sessions([session("pid-1"), session("pid-2"), session("pid-3")])
+    await store.discard_sessions(["pid-1", "pid-3", "never-kept"])
+    assert await store.take_session("pid-1") is None
+    assert await store.take_session("pid-3") is None
+    assert (await store.take_session("pid-2")) is not None
+
+
+async def test_grouped_session_writes_apply_in_order(make_store: StoreFactory) -> None:
+    store = make_store()
+    calls: list[tuple[str, list[str]]] = []
+    save, discard = store.save_sessions, store.discard_sessions
+
+    async def counted_save(sessions: Any) -> None:
+        calls.append(("save", sorted(s.pid for s in sessions)))
+        await save(sessions)
+
+    async def counted_discard(pids: Any) -> None:
+        calls.append(("discard", sorted(pids)))
+        await discard(pids)
+
+    store.save_sessions = counted_save  # type: ignore[method-assign]
+    store.discard_sessions = counted_discard  # type: ignore[method-assign]
+    # Asked for at once: a save then a discard of one pid leave it discarded, a discard
+    # then a save of another leave it saved, and a pid saved twice is written as last saved.
+    await asyncio.gather(
+        store.save_session(session("gone")),
+        store.discard_session("gone"),
+        store.discard_session("back"),
+        store.save_session(session("back")),
+        store.save_session(session("twice", rooms=frozenset({"first"}))),
+        store.save_session(session("twice", rooms=frozenset({"second"}))),
+    )
+    assert await store.take_session("gone") is None
+    assert await store.take_session("back") is not None
+    twice = await store.take_session("twice")
+    assert twice is not None
+    assert twice.rooms == {"second"}
+    # One batch: one write of the saves, one of the discards.
+    assert calls == [("save", ["back", "twice"]), ("discard", ["gone"])]
+
+
 async def test_purge_removes_old_packets_and_expired_sessions(make_store: StoreFactory) -> None:
     store = make_store(max_disconnection_duration=300)
     [old] = await store.append([packet(0)])

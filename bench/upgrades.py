@@ -16,7 +16,7 @@ database flushed before every run) under ``uvicorn --workers N`` four ways:
 - ``websocket first``: clients open WebSocket directly, the reference for a socket that never
   polled.
 
-socket.io-client (``bench/client/upgrades.js``) opens ``--clients`` connections with its default
+socket.io-client (``bench/client/sessions.js``) opens ``--clients`` connections with its default
 transports, counts the transport each ends on, then sends ``--count`` echoes per client, one at a
 time, while the workers' CPU time is read: the cost per message of the sockets as they ended.
 Prints a table and writes ``bench/results/upgrades-<time>.json``. Only 127.0.0.1 is used; every
@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,18 +86,16 @@ def export(rev: str, into: Path) -> Path:
     return into
 
 
-def run(config: str, args: argparse.Namespace, baseline: Path) -> dict[str, Any]:
-    env_extra, transports, from_baseline = CONFIGS[config]
-    root = baseline if from_baseline else ROOT
-    redis.Redis.from_url(args.redis_url).flushdb()
+@contextlib.contextmanager
+def uvicorn(env: dict[str, str], workers: int, root: Path = ROOT) -> Iterator[tuple[str, str]]:
+    """The example project of ``root`` under ``uvicorn --workers N`` with ``env``: its URL and
+    its workers' pids (comma-separated), once every worker answers and has met the others."""
     port = free_port()
     env = {
         **os.environ,
-        **env_extra,
-        "DJANGO_SETTINGS_MODULE": "example_project.settings_bench_redis",
-        "REDIS_URL": args.redis_url,
         "MONITORING": "0",
         "PYTHONPATH": os.pathsep.join([str(root / "example_project"), str(root)]),
+        **env,
     }
     command = [
         sys.executable,
@@ -106,7 +105,7 @@ def run(config: str, args: argparse.Namespace, baseline: Path) -> dict[str, Any]
         "--port",
         str(port),
         "--workers",
-        str(args.workers),
+        str(workers),
         "--no-access-log",
         "--log-level",
         "warning",
@@ -121,34 +120,17 @@ def run(config: str, args: argparse.Namespace, baseline: Path) -> dict[str, Any]
             try:
                 # No session: a handshake without a transport is refused at once.
                 httpx.get(url + "/socket.io/?EIO=4", timeout=2)
-                if len(workers_of(server.pid)) == args.workers:
+                if workers == 1 or len(workers_of(server.pid)) == workers:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit(f"{config}: the workers did not start")
+                raise SystemExit(f"the workers did not start ({env.get('DJANGO_SETTINGS_MODULE')})")
             time.sleep(0.2)
         time.sleep(2)  # every worker's node has met the others
-        pids = ",".join(str(pid) for pid in workers_of(server.pid))
-        client = {
-            "url": url,
-            "clients": args.clients,
-            "count": args.count,
-            "transports": transports,
-            "pids": pids,
-            "clk-tck": os.sysconf("SC_CLK_TCK"),
-        }
-        output = subprocess.run(
-            ["node", "upgrades.js", *(f"--{k}={v}" for k, v in client.items())],
-            cwd=CLIENT_DIR,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        result = json.loads(output.stdout.strip().splitlines()[-1])
-        if not result.get("ok"):
-            raise SystemExit(f"{config}: {result.get('error')} {output.stderr[-2000:]}")
-        return dict(result)
+        # One worker: uvicorn serves in its own process.
+        pids = workers_of(server.pid) if workers > 1 else [server.pid]
+        yield url, ",".join(str(pid) for pid in pids)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -156,6 +138,43 @@ def run(config: str, args: argparse.Namespace, baseline: Path) -> dict[str, Any]
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
+
+
+def sessions(options: dict[str, Any]) -> dict[str, Any]:
+    """One run of bench/client/sessions.js with ``options``; its result."""
+    options = {**options, "clk-tck": os.sysconf("SC_CLK_TCK")}
+    output = subprocess.run(
+        ["node", "sessions.js", *(f"--{k}={v}" for k, v in options.items())],
+        cwd=CLIENT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = output.stdout.strip().splitlines()
+    result = json.loads(lines[-1]) if lines else {"error": "no output"}
+    if not result.get("ok"):
+        raise SystemExit(f"sessions.js: {result.get('error')} {output.stderr[-2000:]}")
+    return dict(result)
+
+
+def run(config: str, args: argparse.Namespace, baseline: Path) -> dict[str, Any]:
+    env_extra, transports, from_baseline = CONFIGS[config]
+    redis.Redis.from_url(args.redis_url).flushdb()
+    env = {
+        **env_extra,
+        "DJANGO_SETTINGS_MODULE": "example_project.settings_bench_redis",
+        "REDIS_URL": args.redis_url,
+    }
+    with uvicorn(env, args.workers, baseline if from_baseline else ROOT) as (url, pids):
+        return sessions(
+            {
+                "url": url,
+                "clients": args.clients,
+                "count": args.count,
+                "transports": transports,
+                "pids": pids,
+            }
+        )
 
 
 def main() -> None:

@@ -31,7 +31,14 @@ CHANNELS_SIO = {
     "cors_allowed_origins": "*",
     "handlers": ["example_project.bench_sockets"],
     "connection_state_recovery": (
-        {"store": RECOVERY_STORE, "store_options": _RECOVERY_OPTIONS} if RECOVERY_STORE else None
+        {
+            "store": RECOVERY_STORE,
+            "store_options": _RECOVERY_OPTIONS,
+            # bench/live_sessions.py compares the sessions' cost with it on and off.
+            "persist_live_sessions": os.environ.get("PERSIST_LIVE_SESSIONS") == "1",
+        }
+        if RECOVERY_STORE
+        else None
     ),
     "monitoring": _MONITORING == "1",
     # bench/upgrades.py compares the WebSocket upgrades of several workers with and without it.

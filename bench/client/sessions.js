@@ -1,14 +1,19 @@
 #!/usr/bin/env node
-// The upgrade share of several workers (bench/upgrades.py drives it; docs/benchmarks.md).
+// Sessions of several workers: bench/upgrades.py and bench/live_sessions.py drive it
+// (docs/benchmarks.md).
 //
-//   node upgrades.js --url http://127.0.0.1:PORT --clients C --count N [--transports polling,websocket]
-//                    [--pids P1,P2,...] [--clk-tck 100] [--settle-ms 2000] [--deadline-seconds 120]
+//   node sessions.js --url http://127.0.0.1:PORT --clients C --count N [--transports polling,websocket]
+//                    [--event echo] [--window events|all] [--pids P1,P2,...] [--clk-tck 100]
+//                    [--settle-ms 2000] [--deadline-seconds 120]
 //
-// Opens C socket.io-client connections (the default transports: polling, then the upgrade),
-// waits --settle-ms for their upgrades, and counts the transport each ends on. Then every
-// client sends N "echo" events with an acknowledgement, one at a time, and the server's CPU
-// time (utime + stime of /proc/PID/stat, summed over --pids) is read around that window.
-// Prints ONE JSON line: the counts, the echo window and its CPU, or {"ok": false, "error"}.
+// Opens C socket.io-client connections, ten at a time, waits --settle-ms (for upgrades), and
+// counts the transport each ends on. Then every client sends N --event events with an
+// acknowledgement, one at a time ("echo": answered with its argument; "join": the client joins
+// room "r<i>" and is answered true). The server's CPU time (utime + stime of /proc/PID/stat,
+// summed over --pids) is read around the events (--window events), or from before the first
+// connection to after the last event plus --settle-ms (--window all: the connections' cost
+// and what the server writes after them).
+// Prints ONE JSON line: the counts, the window and its CPU, or {"ok": false, "error"}.
 "use strict";
 
 const fs = require("fs");
@@ -19,6 +24,8 @@ const options = {
   clients: 200,
   count: 50,
   transports: "polling,websocket",
+  event: "echo",
+  window: "events",
   pids: "",
   "clk-tck": 100,
   "settle-ms": 2000,
@@ -64,14 +71,18 @@ function open() {
   });
 }
 
-async function echoes(socket) {
+async function events(socket) {
   for (let i = 0; i < options.count; i++) {
-    const answer = await socket.timeout(10000).emitWithAck("echo", i);
-    if (answer !== i) throw new Error(`echo ${i} answered ${answer}`);
+    const argument = options.event === "join" ? `r${i}` : i;
+    const expected = options.event === "join" ? true : i;
+    const answer = await socket.timeout(10000).emitWithAck(options.event, argument);
+    if (answer !== expected) throw new Error(`${options.event} ${i} answered ${answer}`);
   }
 }
 
 async function main() {
+  const whole = options.window === "all";
+  const first = whole ? cpuSeconds() : 0;
   const sockets = [];
   // A few at a time, as clients arrive after a deploy (and so the handshakes are spread).
   for (let i = 0; i < options.clients; i += 10) {
@@ -82,10 +93,11 @@ async function main() {
   await sleep(options["settle-ms"]);
   const ended = { websocket: 0, polling: 0 };
   for (const socket of sockets) ended[socket.io.engine.transport.name] += 1;
-  const before = cpuSeconds();
+  const before = whole ? first : cpuSeconds();
   const started = process.hrtime.bigint();
-  await Promise.all(sockets.map(echoes));
+  await Promise.all(sockets.map(events));
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  if (whole) await sleep(options["settle-ms"]);
   const cpu = cpuSeconds() - before;
   const disconnected = sockets.filter((socket) => !socket.connected).length;
   for (const socket of sockets) socket.close();
@@ -101,6 +113,7 @@ async function main() {
       seconds,
       cpu_seconds: cpu,
       cpu_us_per_message: (cpu / messages) * 1e6,
+      cpu_us_per_client: (cpu / options.clients) * 1e6,
     }) + "\n",
   );
   process.exit(0);

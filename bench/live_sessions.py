@@ -18,12 +18,10 @@ off per store; writes ``bench/results/live-sessions-<time>.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import redis
@@ -31,7 +29,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.run import RecoveryDatabase, default_postgres_url
-from bench.upgrades import RESULTS, ROOT, sessions, uvicorn
+from bench.upgrades import sessions, uvicorn, write_results
 
 STORES = ("redis", "database")
 
@@ -98,10 +96,7 @@ def main() -> None:
             f"{store:10}{statistics.median(off):>9.0f} µs{statistics.median(on):>9.0f} µs"
             f"{statistics.median(ratios):>10.2f}   ({per_round})"
         )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"live-sessions-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
-    print(f"\nwritten to {out.relative_to(ROOT)}")
+    write_results("live-sessions", args, results)
 
 
 if __name__ == "__main__":

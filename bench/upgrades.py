@@ -157,6 +157,14 @@ def sessions(options: dict[str, Any]) -> dict[str, Any]:
     return dict(result)
 
 
+def write_results(name: str, args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Write the run to ``bench/results/<name>-<time>.json`` and say where."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
+    print(f"\nwritten to {out.relative_to(ROOT)}")
+
+
 def run(config: str, args: argparse.Namespace, baseline: Path) -> dict[str, Any]:
     env_extra, transports, from_baseline = CONFIGS[config]
     redis.Redis.from_url(args.redis_url).flushdb()
@@ -216,10 +224,7 @@ def main() -> None:
         share = statistics.median(r["websocket"] / r["clients"] for r in rounds)
         cpu = statistics.median(r["cpu_us_per_message"] for r in rounds)
         print(f"{config:18}{share:>13.0%}{cpu:>13.0f} µs{cpu / reference:>19.2f}x")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"upgrades-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
-    print(f"\nwritten to {out.relative_to(ROOT)}")
+    write_results("upgrades", args, results)
 
 
 if __name__ == "__main__":

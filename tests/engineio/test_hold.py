@@ -19,6 +19,7 @@ from channels_sio.engineio.server import EngineIOServer, EngineObserver
 from channels_sio.engineio.session import Session, SessionState, UpgradeState
 
 from .test_session import Recorder, RecordingTransport, open_session, recorder
+from .test_session import make_server as make_recording_server
 
 __all__ = ["recorder"]  # a fixture
 
@@ -35,23 +36,10 @@ class BufferingTransport(RecordingTransport):
 
 
 def make_server(recorder: Recorder, **options: int) -> EngineIOServer:
-    eio = EngineIOServer(
-        EngineIOConfig(ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT, **options)
+    """test_session's server, with no heartbeat within these tests."""
+    return make_recording_server(
+        recorder, **{"ping_interval": PING_INTERVAL, "ping_timeout": PING_TIMEOUT, **options}
     )
-
-    @eio.on_connect
-    async def connect(session: Session) -> None:
-        recorder.connected.append(session)
-
-    @eio.on_message
-    async def message(session: Session, data: str | bytes) -> None:
-        recorder.messages.append((session, data))
-
-    @eio.on_disconnect
-    async def disconnect(session: Session, reason: CloseReason) -> None:
-        recorder.disconnects.append((session, reason, session.state))
-
-    return eio
 
 
 @pytest.fixture

@@ -90,9 +90,10 @@ def recorder() -> Recorder:
     return Recorder()
 
 
-@pytest.fixture
-async def server(recorder: Recorder) -> AsyncIterator[EngineIOServer]:
-    eio = EngineIOServer(EngineIOConfig(ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT))
+def make_server(recorder: Recorder, **options: int) -> EngineIOServer:
+    """A server whose handlers tell ``recorder``; fast heartbeats unless ``options`` say."""
+    config = {"ping_interval": PING_INTERVAL, "ping_timeout": PING_TIMEOUT, **options}
+    eio = EngineIOServer(EngineIOConfig(**config))
 
     @eio.on_connect
     async def connect(session: Session) -> None:
@@ -107,6 +108,12 @@ async def server(recorder: Recorder) -> AsyncIterator[EngineIOServer]:
         recorder.disconnects.append((session, reason, session.state))
         recorder.disconnected.set()
 
+    return eio
+
+
+@pytest.fixture
+async def server(recorder: Recorder) -> AsyncIterator[EngineIOServer]:
+    eio = make_server(recorder)
     yield eio
     await eio.shutdown()
     assert eio.sessions == {}

@@ -1,5 +1,6 @@
 """Recovery stores for the contract suite: memory, the database store on SQLite and on
-PostgreSQL, and the Redis store, each made fresh for a test and closed after it."""
+PostgreSQL, and the Redis store, each made fresh for a test and closed after it; and in-process
+Socket.IO servers with communicators."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.core.asgi import get_asgi_application
 
+from channels_sio.asgi import get_application
 from channels_sio.recovery import MemoryStore, RecoveryStore
+from channels_sio.socketio import SocketIOServer
+from channels_sio.testing import SocketIOCommunicator
 from tests.cluster.conftest import redis_url
 from tests.support.ci import require
 from tests.support.database import statements, using
@@ -114,3 +119,19 @@ capped_server = server_fixture(
     "tests.recovery.settings_capped",
     "Like recovery_server, with a memory store that keeps 5 packets per namespace.",
 )
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[list[SocketIOServer]]:
+    """Socket.IO servers a test makes in this process, shut down after it."""
+    made: list[SocketIOServer] = []
+    yield made
+    for server in made:
+        await server.shutdown()
+
+
+def client_of(server: SocketIOServer) -> SocketIOCommunicator:
+    """A communicator on the whole application of ``server``, in namespace /chat."""
+    return SocketIOCommunicator(
+        get_application(get_asgi_application(), server=server), namespace="/chat"
+    )

@@ -5,18 +5,16 @@ settings that change it (skip_middlewares)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
-from django.core.asgi import get_asgi_application
 
 from channels_sio import Socket
-from channels_sio.asgi import get_application
 from channels_sio.recovery import ConnectionStateRecovery, MemoryStore, PacketRecord
 from channels_sio.socketio import ServerConfig, SocketIOServer
-from channels_sio.testing import SocketIOCommunicator
+
+from .conftest import client_of
 
 
 def make_server(*, skip_middlewares: bool = True) -> tuple[SocketIOServer, list[str]]:
@@ -47,20 +45,6 @@ def make_server(*, skip_middlewares: bool = True) -> tuple[SocketIOServer, list[
         await chat.to("lobby").emit("said", text)
 
     return server, log
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[list[SocketIOServer]]:
-    made: list[SocketIOServer] = []
-    yield made
-    for server in made:
-        await server.shutdown()
-
-
-def client_of(server: SocketIOServer) -> SocketIOCommunicator:
-    return SocketIOCommunicator(
-        get_application(get_asgi_application(), server=server), namespace="/chat"
-    )
 
 
 @pytest.mark.parametrize("skip", [True, False])

@@ -6,19 +6,18 @@ the first one never saw the client go (a worker that died)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
-from django.core.asgi import get_asgi_application
 
 from channels_sio import Socket
-from channels_sio.asgi import get_application
 from channels_sio.recovery import ConnectionStateRecovery, MemoryStore
 from channels_sio.socketio import ServerConfig, SocketIOServer
 from channels_sio.socketio.adapter import SessionRecord
-from channels_sio.testing import SocketIOCommunicator
+
+from .conftest import client_of
 
 
 class CountingStore(MemoryStore):
@@ -69,20 +68,6 @@ def make_server(store: MemoryStore) -> SocketIOServer:
         server.spawn(socket.disconnect())
 
     return server
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[list[SocketIOServer]]:
-    made: list[SocketIOServer] = []
-    yield made
-    for server in made:
-        await server.shutdown()
-
-
-def client_of(server: SocketIOServer) -> SocketIOCommunicator:
-    return SocketIOCommunicator(
-        get_application(get_asgi_application(), server=server), namespace="/chat"
-    )
 
 
 async def kept(store: MemoryStore, pid: str | None, **expected: Any) -> SessionRecord:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
@@ -221,10 +221,11 @@ class RecoveryAdapter(Adapter):
         self, packet: Packet, flags: BroadcastFlags, offset: str | None = None
     ) -> None:
         if offset is None:
-            offset = await self.record(packet, flags)
+            recorded = self.record(packet, flags)
+            offset = recorded if recorded is None or isinstance(recorded, str) else await recorded
         await self.inner.broadcast(packet, flags, offset)
 
-    async def record(self, packet: Packet, flags: BroadcastFlags) -> str | None:
+    def record(self, packet: Packet, flags: BroadcastFlags) -> str | Awaitable[str | None] | None:
         if flags.volatile or packet.id is not None:
             return None
         data: list[Any] = packet.data
@@ -236,16 +237,34 @@ class RecoveryAdapter(Adapter):
             self.key, list(data), flags.rooms, flags.except_rooms, flags.exclude_sid, dumped
         )
         recovery = self.recovery
+        # The store once made, without the property's call on every packet.
+        store = recovery._store if recovery._store is not None else recovery.store
         try:
-            written = recovery.store.record(entry)
-            offset = written if isinstance(written, str) else await written
+            written = store.record(entry)
         except Exception:
             # The packet still goes out: live sockets must not pay for a store outage.
             recovery.failed("recording a packet")
             return None
+        if isinstance(written, str):
+            # A store with nothing to wait for (memory): no coroutine for this packet.
+            return self._recorded(packet, dumped, written)
+        return self._wait_recorded(packet, dumped, written)
+
+    async def _wait_recorded(
+        self, packet: Packet, dumped: tuple[str, list[bytes]], written: Awaitable[str]
+    ) -> str | None:
+        try:
+            offset = await written
+        except Exception:
+            self.recovery.failed("recording a packet")
+            return None
+        return self._recorded(packet, dumped, offset)
+
+    def _recorded(self, packet: Packet, dumped: tuple[str, list[bytes]], offset: str) -> str:
+        recovery = self.recovery
         if recovery.failing:
             recovery.succeeded()
-        data.append(offset)
+        packet.data.append(offset)
         # The offset goes in before the closing bracket.
         text, buffers = dumped
         packet.dumped = (f"{text[:-1]},{encode_basestring(offset)}]", buffers)

@@ -15,8 +15,8 @@ from .store import (
     LoggedPacket,
     PacketRecord,
     RecoveryStore,
+    dump_data,
     load_data,
-    serialized,
 )
 
 __all__ = ["MemoryStore"]
@@ -60,27 +60,17 @@ class MemoryStore(RecoveryStore):
         self._purged_at = 0.0
 
     def record(self, packet: PacketRecord) -> str:
-        # Nothing to wait for, so nothing to group: written at once.
+        # Nothing to wait for, so nothing to group: written at once, in one call (this runs
+        # for every packet emitted).
         now = time.time()
-        offset = self._write(packet, now)
-        if now - self._purged_at > 1.0:  # at most once a second, not once per packet
-            self._purge_packets(now)
-        return offset
-
-    async def append(self, packets: Sequence[PacketRecord]) -> list[str]:
-        now = time.time()
-        offsets = [self._write(packet, now) for packet in packets]
-        if now - self._purged_at > 1.0:
-            self._purge_packets(now)
-        return offsets
-
-    def _write(self, packet: PacketRecord, now: float) -> str:
         self._last = offset = self._last + 1
-        log = self._log.get(packet.namespace)
+        namespace = packet.namespace
+        log = self._log.get(namespace)
         if log is None:
-            log = self._log[packet.namespace] = deque()
+            log = self._log[namespace] = deque()
         # Kept serialized: what was sent, whatever the application does to its objects after.
-        text, buffers = serialized(packet)
+        dumped = packet.dumped
+        text, buffers = dumped if dumped is not None else dump_data(packet.data)
         log.append(
             (
                 offset,
@@ -94,8 +84,13 @@ class MemoryStore(RecoveryStore):
         )
         if len(log) > self.max_packets:
             removed = log.popleft()
-            self._capped[packet.namespace] = (removed[0], removed[1])
+            self._capped[namespace] = (removed[0], removed[1])
+        if now - self._purged_at > 1.0:  # at most once a second, not once per packet
+            self._purge_packets(now)
         return str(offset)
+
+    async def append(self, packets: Sequence[PacketRecord]) -> list[str]:
+        return [self.record(packet) for packet in packets]
 
     async def end(self) -> str:
         return str(self._last)

@@ -149,6 +149,13 @@ class RedisLink:
         try:
             # shield: one caller's cancellation must not cancel the others' connection
             return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if opening.cancelled() and (task is None or not task.cancelling()):
+                # close() stopped the connecting, not this caller's cancellation: its command
+                # fails as the commands in flight do.
+                raise RedisLinkError("the Redis connection was closed") from None
+            raise
         finally:
             if self._opening is opening and opening.done():
                 self._opening = None

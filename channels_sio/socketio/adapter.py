@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -222,9 +222,11 @@ class Adapter(ABC):
         socket connecting now was sent nothing recorded at or before it."""
         return None
 
-    async def record(self, packet: Packet, flags: BroadcastFlags) -> str | None:
+    def record(self, packet: Packet, flags: BroadcastFlags) -> str | Awaitable[str | None] | None:
         """Record an EVENT about to be sent, appending its offset to its arguments; the offset,
-        or None when nothing is recorded (no recovery, a volatile packet, a store failure)."""
+        or None when nothing is recorded (no recovery, a volatile packet, a store failure).
+        A store that waits gives an awaitable of that instead: the packet is sent once it is
+        recorded (write-ahead)."""
         return None
 
     async def persist_session(self, session: SessionRecord) -> None:  # noqa: B027

@@ -223,7 +223,9 @@ class Socket:
             flags = self._own_room
             if flags is None or self.id not in flags.rooms:  # its id changes on recovery
                 flags = self._own_room = BroadcastFlags(rooms=frozenset((self.id,)), local=True)
-            await self.nsp.adapter.record(packet, flags)
+            recorded = self.nsp.adapter.record(packet, flags)
+            if recorded is not None and not isinstance(recorded, str):
+                await recorded
             await self._send(packet)
             return
         if callback is not None:

@@ -143,3 +143,13 @@ async def test_closing_fails_the_commands_in_flight(link: RedisLink) -> None:
     with pytest.raises(RedisLinkError, match="closed"):
         await waiting
     assert await link.call("PING") == b"PONG"  # usable again
+
+
+async def test_closing_while_connecting_fails_the_command(link: RedisLink) -> None:
+    """Closed before the connection is made: the command fails (it was not cancelled)."""
+    waiting = asyncio.ensure_future(link.call("PING"))
+    await asyncio.sleep(0)  # the call has begun connecting
+    await link.close()
+    with pytest.raises(RedisLinkError, match="closed"):
+        await waiting
+    assert await link.call("PING") == b"PONG"

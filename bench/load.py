@@ -81,7 +81,7 @@ def raise_fd_limit() -> int:
 class Server:
     """One uvicorn process of settings_load, its log in ``workdir``."""
 
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+    def __init__(self, workdir: Path, env: dict[str, str], uvicorn_args: Sequence[str]) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"uvicorn-{self.port}.log"
@@ -99,6 +99,7 @@ class Server:
             "--no-access-log",
             "--log-level",
             "warning",
+            *uvicorn_args,
         ]
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
@@ -151,9 +152,12 @@ class Server:
 
 
 @contextlib.contextmanager
-def servers(count: int, extra_env: dict[str, str] | None = None) -> Iterator[list[Server]]:
+def servers(
+    args: argparse.Namespace, count: int, extra_env: dict[str, str] | None = None
+) -> Iterator[list[Server]]:
     """``count`` started servers sharing a migrated SQLite file (monitoring's registry), and
-    ``extra_env`` (REDIS_URL makes them one Socket.IO server); stopped afterwards."""
+    ``extra_env`` (REDIS_URL makes them one Socket.IO server), with the uvicorn flags of
+    ``args``; stopped afterwards."""
     raise_fd_limit()
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         workdir = Path(tmp)
@@ -175,7 +179,7 @@ def servers(count: int, extra_env: dict[str, str] | None = None) -> Iterator[lis
         started: list[Server] = []
         try:
             for _ in range(count):
-                started.append(Server(workdir, env))
+                started.append(Server(workdir, env, uvicorn_flags(args)))
             for server in started:
                 server.wait_ready()
             if count > 1:
@@ -188,6 +192,10 @@ def servers(count: int, extra_env: dict[str, str] | None = None) -> Iterator[lis
         finally:
             for server in started:
                 server.stop()
+
+
+def uvicorn_flags(args: argparse.Namespace) -> list[str]:
+    return ["--ws", args.ws, "--ws-per-message-deflate", args.ws_per_message_deflate]
 
 
 def wait_for(condition: Any, timeout: float, what: str) -> None:
@@ -261,7 +269,7 @@ def kb_per(delta_kb: float, count: int) -> float:
 
 
 def concurrent(args: argparse.Namespace) -> dict[str, Any]:
-    with servers(1) as (server,):
+    with servers(args, 1) as (server,):
         idle = server.stats()
         result = node(
             "concurrent",
@@ -311,7 +319,7 @@ def concurrent(args: argparse.Namespace) -> dict[str, Any]:
 
 def soak(args: argparse.Namespace) -> dict[str, Any]:
     seconds = round(args.minutes * 60)
-    with servers(1) as (server,):
+    with servers(args, 1) as (server,):
         idle = server.stats(reset=True)
         client = subprocess.Popen(
             [
@@ -398,7 +406,7 @@ def mass_disconnect(args: argparse.Namespace) -> dict[str, Any]:
     redis.Redis.from_url(args.redis_url).flushdb()
     rounds: dict[str, Any] = {}
     failures: list[str] = []
-    with servers(args.processes, {"REDIS_URL": args.redis_url}) as started:
+    with servers(args, args.processes, {"REDIS_URL": args.redis_url}) as started:
         idle = [server.stats() for server in started]
         urls = ",".join(server.url for server in started)
         for close, reason in (
@@ -466,6 +474,11 @@ def parser() -> argparse.ArgumentParser:
         help="a database of its own: it is flushed",
     )
     parser.add_argument("--out", type=Path, help="the JSON result (default: bench/results/)")
+    # uvicorn's own defaults: what `uvicorn project.asgi:application` runs.
+    parser.add_argument(
+        "--ws", choices=("auto", "websockets", "websockets-sansio", "wsproto"), default="auto"
+    )
+    parser.add_argument("--ws-per-message-deflate", choices=("true", "false"), default="true")
     return parser
 
 
@@ -475,7 +488,12 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
         raise RuntimeError("Node.js is needed (bench/client/load.js)")
     args = parser().parse_args(argv)
     result = COMMANDS[args.command](args)
-    return {"command": args.command, "machine": machine(), **result}
+    return {
+        "command": args.command,
+        "machine": machine(),
+        "uvicorn": uvicorn_flags(args),
+        **result,
+    }
 
 
 def machine() -> dict[str, Any]:

@@ -103,6 +103,13 @@ const TRANSPORTS = {
   upgrade: { transports: [NodeHttpPolling, NodeWebSocket], upgrade: true },
 };
 
+// What engine.io-client knows of why a transport failed: the HTTP status or the socket error.
+function describe(details) {
+  const cause = details && details.description;
+  if (cause === undefined || cause === null) return "";
+  return ` (${typeof cause === "object" ? cause.code || cause.message || cause.type : cause})`;
+}
+
 // A connected socket (rejects on connect_error or after --wait-ms). Every disconnect is counted
 // by reason in ``disconnects``.
 const disconnects = {};
@@ -122,13 +129,16 @@ function open(url, transport) {
     }, options["wait-ms"]);
     socket.once("connect", () => {
       clearTimeout(timer);
-      socket.on("disconnect", (reason) => (disconnects[reason] = (disconnects[reason] || 0) + 1));
+      socket.on("disconnect", (reason, details) => {
+        const key = reason + describe(details);
+        disconnects[key] = (disconnects[key] || 0) + 1;
+      });
       resolve(socket);
     });
     socket.once("connect_error", (err) => {
       clearTimeout(timer);
       socket.close();
-      reject(new Error(`connect_error: ${err.message}`));
+      reject(new Error(`connect_error: ${err.message}${describe(err)}`));
     });
   });
 }

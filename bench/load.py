@@ -383,6 +383,8 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         },
         "rss_growth_after_warmup": round(growth, 4),
         "loop_lag": end["loop_lag"],
+        "client_failures": result["failures"],
+        "disconnects": result["disconnects"],
         "ms_to_empty": result["ms_to_empty"],
         "rss_samples": samples,
         "failures": failures,

@@ -66,6 +66,12 @@ const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
 // engine.io-client's Polling with each request made by Node's http module (see bench.js).
 const Polling = Object.getPrototypeOf(Fetch);
 
+// Node's global agent keeps an idle connection 5 s, as long as uvicorn (--timeout-keep-alive
+// 5): a request sent on it just as the server closes it fails with ECONNRESET, which Node does
+// not retry (a browser retries such a request on a new connection). Idle connections are
+// closed after 2 s here, so the race is the client's to avoid, as a browser does.
+const agent = new http.Agent({ keepAlive: true, timeout: 2000 });
+
 class NodeHttpPolling extends Polling {
   doPoll() {
     this._request(undefined, (err, status, body) => {
@@ -84,7 +90,7 @@ class NodeHttpPolling extends Polling {
   _request(data, done) {
     const isPost = data !== undefined;
     const headers = isPost ? { "content-type": "text/plain;charset=UTF-8" } : {};
-    const req = http.request(this.uri(), { method: isPost ? "POST" : "GET", headers }, (res) => {
+    const req = http.request(this.uri(), { method: isPost ? "POST" : "GET", headers, agent }, (res) => {
       res.setEncoding("utf8");
       let body = "";
       res.on("data", (chunk) => (body += chunk));

@@ -42,8 +42,8 @@ class DatabaseThread:
     was in was rolled back.
 
     With ``DEBUG`` on, Django keeps a connection's last 9,000 statements until a request starts;
-    no request starts in this thread, so it forgets them after every call: a registry flush
-    writes every live session, and the log grew the 10-minute churn soak's process by 25 MB
+    no request starts in this thread, so it forgets them after every call: with the registry's
+    flushes, the log grew the 10-minute churn soak's process by about 20 MB
     (docs/reliability.md).
     """
 

@@ -28,3 +28,8 @@ if getattr(settings, "PROTOCOL_STATE_VIEW", False):
     from . import protocol
 
     urlpatterns.append(path("_protocol/state/", protocol.state))
+
+if getattr(settings, "LOAD_STATS_VIEW", False):
+    from . import load
+
+    urlpatterns.append(path("_load/stats/", load.stats))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import select
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +15,7 @@ from typing import Any, TypeVar
 
 from django.db import DatabaseError, connections, reset_queries
 
-__all__ = ["DatabaseThread"]
+__all__ = ["DatabaseThread", "ended_while_idle"]
 
 logger = logging.getLogger("channels_sio")
 
@@ -30,6 +31,21 @@ def _table_locked(error: DatabaseError) -> bool:
     in-memory test databases answer SQLITE_LOCKED at once rather than waiting."""
     code = getattr(error.__cause__, "sqlite_errorcode", None)
     return code is not None and code & 0xFF == 6
+
+
+def ended_while_idle(raw: Any) -> bool:
+    """Whether the server sent something on driver connection ``raw`` while no statement was
+    in flight: the farewell of a server that ended it (``pg_ctl restart``, a terminated
+    backend), or else a notice, which a reconnection costs nothing to lose. A connection
+    without a socket (SQLite) never does."""
+    fileno = getattr(raw, "fileno", None)
+    if fileno is None:
+        return False
+    try:
+        readable, _, _ = select.select([fileno()], [], [], 0)
+    except Exception:  # no socket any more (the driver's error, or the system's)
+        return True
+    return bool(readable)
 
 
 class DatabaseThread:
@@ -60,6 +76,12 @@ class DatabaseThread:
         return await loop.run_in_executor(self._executor, self._guarded, function, *args)
 
     def _guarded(self, function: Callable[..., T], *args: Any) -> T:
+        connection = connections[self.using]
+        raw = connection.connection
+        if raw is not None and ended_while_idle(raw):
+            # Closed by the server since the last call (a restart): connect again now, rather
+            # than failing this call on the dead connection.
+            self._disconnect()
         try:
             return self._retried(function, *args)
         finally:

@@ -57,7 +57,7 @@ async def async_emit(
         try:
             # Not grouped with the server's writes: this may run on a loop of its own
             # (async_to_sync), which ends with the call.
-            [offset] = await recovery.store.append([entry])
+            [offset] = await recovery.store.append_outside([entry])
         except Exception:
             recovery.failed("recording an emit from Django code")
         else:

@@ -9,6 +9,7 @@ database connection from one grouped write to the next rather than opening one p
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -40,6 +41,8 @@ from .store import (
 
 if TYPE_CHECKING:
     from django.db.models import Field
+
+    from .pglink import PostgresLink
 
 __all__ = ["DatabaseStore"]
 
@@ -158,6 +161,13 @@ def _driver_cursor(raw: Any) -> Any:
     return psycopg.Cursor(raw) if isinstance(raw, psycopg.Connection) else raw.cursor()
 
 
+def _offsets(ids: list[int], count: int) -> list[str]:
+    """The offsets of ``count`` packets, from the ids their INSERT returned."""
+    if len(ids) != count:
+        raise DatabaseError(f"{count} packets written, {len(ids)} ids returned")
+    return [str(id_) for id_ in ids]
+
+
 def _returns_ids(connection: Any) -> bool:
     """Whether statements can end with ``RETURNING`` (PostgreSQL, SQLite 3.35+, MariaDB)."""
     return bool(connection.features.can_return_rows_from_bulk_insert)
@@ -218,31 +228,78 @@ class DatabaseStore(RecoveryStore):
         self.using = using
         self.purge_batch = purge_batch
         self._thread = DatabaseThread(using, "channels-sio-recovery")
-        #: Whether ``using`` is PostgreSQL, known at the first append.
+        #: Whether ``using`` is PostgreSQL, and whether its grouped writes run on the event
+        #: loop (psycopg 3), known at the first append.
         self._postgresql: bool | None = None
+        self._on_loop = False
         #: PostgreSQL's INSERT of a batch, made at the first.
         self._statement: str | None = None
         self._room_columns = SetMemo(_room_columns)
+        #: The grouped writes' connection per event loop, on PostgreSQL with psycopg 3.
+        self._links: dict[asyncio.AbstractEventLoop, PostgresLink] = {}
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         return await self._thread.run(function, *args)
 
     async def close(self) -> None:
-        """Finish the writes in flight, then close the store thread's connection and end the
-        thread; a later call starts them again."""
+        """Finish the writes in flight, then close the store's connections and end its
+        thread; a later call opens them again."""
         await super().close()
+        link = self._links.get(asyncio.get_running_loop())
+        if link is not None:
+            await link.close()
         await self._thread.close()
 
     # -- the packet log -------------------------------------------------------------------
 
     async def append(self, packets: Sequence[PacketRecord]) -> list[str]:
+        """Write packets as one statement: on PostgreSQL with psycopg 3, on the running event
+        loop (:mod:`.pglink`), elsewhere in the store's thread."""
         if self._postgresql is None:
-            self._postgresql = connections[self.using].vendor == "postgresql"
+            self._detect()
+        if not self._on_loop:
+            return await self.append_outside(packets)
+        link = self._links.get(asyncio.get_running_loop())
+        if link is None:
+            link = await self._link()
+        ids = await link.fetch_column(
+            self._insert_statement(connections[self.using]),
+            [timezone.now(), self._document(packets)],
+        )
+        return _offsets(ids, len(packets))
+
+    async def append_outside(self, packets: Sequence[PacketRecord]) -> list[str]:
+        """In the store's thread, whose connection outlives the caller's loop."""
+        if self._postgresql is None:
+            self._detect()
         if self._postgresql:
-            room_columns = self._room_columns
-            rows = ",".join([_document_row(packet, room_columns) for packet in packets])
-            return await self._run(self._insert_document, f"[{rows}]", len(packets))
+            return await self._run(self._insert_document, self._document(packets), len(packets))
         return await self._run(self._append, [_packet_fields(packet) for packet in packets])
+
+    def _detect(self) -> None:
+        self._postgresql = connections[self.using].vendor == "postgresql"
+        if self._postgresql:
+            # Imported here: the module imports a driver, which SQLite users may not have.
+            from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+            self._on_loop = is_psycopg3
+
+    def _document(self, packets: Sequence[PacketRecord]) -> str:
+        room_columns = self._room_columns
+        return "[" + ",".join([_document_row(packet, room_columns) for packet in packets]) + "]"
+
+    async def _link(self) -> PostgresLink:
+        from .pglink import PostgresLink
+
+        loop = asyncio.get_running_loop()
+        link = self._links[loop] = PostgresLink(self.using, self._forget)
+        await link.start()
+        return link
+
+    def _forget(self, link: PostgresLink) -> None:
+        for loop, held in list(self._links.items()):
+            if held is link:
+                del self._links[loop]
 
     def _append(self, packets: list[dict[str, Any]]) -> list[str]:
         now = timezone.now()
@@ -273,10 +330,7 @@ class DatabaseStore(RecoveryStore):
         connection.ensure_connection()
         with connection.wrap_database_errors, _driver_cursor(connection.connection) as cursor:
             cursor.execute(self._insert_statement(connection), [timezone.now(), document])
-            offsets = [str(found[0]) for found in cursor.fetchall()]
-        if len(offsets) != count:
-            raise DatabaseError(f"{count} packets written, {len(offsets)} ids returned")
-        return offsets
+            return _offsets([found[0] for found in cursor.fetchall()], count)
 
     def _insert_statement(self, connection: Any) -> str:
         statement = self._statement

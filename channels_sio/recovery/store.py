@@ -322,6 +322,13 @@ class RecoveryStore(ABC):
     async def append(self, packets: Sequence[PacketRecord]) -> list[str]:
         """Write packets, in order, as one write; their offsets."""
 
+    async def append_outside(self, packets: Sequence[PacketRecord]) -> list[str]:
+        """:meth:`append`, for a caller outside the server, which may run on a short-lived
+        event loop of its own (Django code through ``async_to_sync``). A store that keeps a
+        connection per loop for its grouped writes overrides this, rather than opening one
+        per call."""
+        return await self.append(packets)
+
     def offset_key(self, offset: str) -> tuple[int, ...] | None:
         """What orders offsets (None for a malformed one). Offsets here are decimal numbers;
         a store whose offsets are not overrides this."""

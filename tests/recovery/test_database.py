@@ -109,23 +109,58 @@ async def test_orm_calls_run_in_one_thread_off_the_event_loop(
 ) -> None:
     store = make_store()
     await use_every_call(store)
-    threads = {thread for thread, _ in statements}
-    assert len(threads) == 1, "every call in the store's own thread"
-    assert threading.get_ident() not in threads, "no ORM call on the event loop's thread"
-    if using == "postgres":  # SQLite's in-memory test database shares one connection
-        assert connects == [using], "one connection kept from call to call"
+    loop_thread = threading.get_ident()
+    threads = {thread for thread, _ in statements if thread != loop_thread}
+    assert len(threads) == 1, "every ORM call in the store's own thread"
+    on_loop = [sql for thread, sql in statements if thread == loop_thread]
+    if using == "postgres":
+        # The grouped writes alone run on the loop, through psycopg's async connection.
+        assert len(on_loop) == 2
+        assert all(sql.startswith("INSERT") for sql in on_loop)
+        assert connects == [using], "one ORM connection kept from call to call"
+    else:  # SQLite's in-memory test database shares one connection
+        assert on_loop == [], "no ORM call on the event loop's thread"
+
+
+async def test_appends_from_outside_the_server_run_in_the_thread(
+    make_store: StoreFactory, statements: list[tuple[int, str]]
+) -> None:
+    # channels_sio.emit from sync code runs on a loop of its own per call: the thread's
+    # connection outlives it, where a connection on that loop would be opened every time.
+    store = make_store()
+    [first] = await store.append_outside([packet(0)])
+    inserts = [t for t, sql in statements if sql.lstrip().upper().startswith("INSERT")]
+    assert inserts
+    assert threading.get_ident() not in inserts
+    [second] = await store.append([packet(1)])
+    assert await store.read_after(["/chat"], first) == [(second, packet(1))]
+
+
+async def test_grouped_writes_on_a_short_lived_loop_close_with_it(
+    make_postgres_store: StoreFactory,
+) -> None:
+    store = make_postgres_store()
+
+    def on_its_own_loop() -> str:
+        return async_to_sync(store.append)([packet(0)])[0]
+
+    offset = await asyncio.to_thread(on_its_own_loop)
+    assert await asyncio.to_thread(backends) == 0, "its connection closed as its loop ended"
+    [later] = await store.append([packet(1)])
+    assert await store.read_after(["/chat"], offset) == [(later, packet(1))]
 
 
 async def test_a_closed_store_leaves_no_connection_and_opens_again(
     make_postgres_store: StoreFactory,
 ) -> None:
+    # Two: the thread's, and the grouped writes' on the event loop.
     store = make_postgres_store()
     await use_every_call(store)
-    assert await asyncio.to_thread(backends) == 1
+    assert await asyncio.to_thread(backends) == 2
     await store.close()
     assert await asyncio.to_thread(backends) == 0
     await use_every_call(store)
-    assert await asyncio.to_thread(backends) == 1
+    assert await asyncio.to_thread(backends) == 2
 
 
 def on_postgres(query: str) -> list[tuple[Any, ...]]:
@@ -138,13 +173,24 @@ def on_postgres(query: str) -> list[tuple[Any, ...]]:
             connections["postgres"].close()
 
 
-def backends() -> int:
-    """Other connections to the PostgreSQL test database than the one asking."""
+def backends(*, active: bool = False) -> int:
+    """Other connections to the PostgreSQL test database than the one asking (only those
+    running a statement, if ``active``)."""
     rows = on_postgres(
         "SELECT count(*) FROM pg_stat_activity "
         "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        + (" AND state = 'active'" if active else "")
     )
     return int(rows[0][0])
+
+
+async def wait_for_backends(count: int, *, active: bool = False) -> None:
+    """Until ``count`` other connections are open (running a statement, if ``active``)."""
+    for _ in range(100):
+        if await asyncio.to_thread(backends, active=active) == count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not {count} backends")
 
 
 def kill_backends() -> None:
@@ -154,14 +200,39 @@ def kill_backends() -> None:
     )
 
 
-async def test_a_killed_connection_fails_one_call_and_the_next_reconnects(
+async def test_connections_ended_while_idle_are_replaced_before_the_next_call(
     make_postgres_store: StoreFactory,
 ) -> None:
+    # As after a restart of PostgreSQL between two calls: the loop's connection (appends)
+    # and the thread's (the rest) both connect again, and no call fails.
     store = make_postgres_store()
     [start] = await store.append([packet(0)])
+    await store.save_sessions([session(position=start)])
+    await wait_for_backends(2)
+    await asyncio.to_thread(kill_backends)
+    await wait_for_backends(0)
+    [later] = await store.append([packet(1)])
+    assert await store.take_session("pid-1") == session(position=start)
+    assert await store.read_after(["/chat"], start) == [(later, packet(1))]
+
+
+async def test_a_connection_killed_during_a_write_fails_that_write_alone(
+    make_postgres_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not sent again: a statement whose reply was lost may have been written.
+    store = make_postgres_store()
+    [start] = await store.append([packet(0)])
+    statement = store._insert_statement(connections[store.using])
+    # The next INSERT first waits, so that its backend is terminated while it runs.
+    slow = statement.replace(" FROM ", " FROM (SELECT pg_sleep(1)) AS pause, ", 1)
+    assert slow != statement
+    monkeypatch.setattr(store, "_insert_statement", lambda connection: slow)
+    writing = asyncio.ensure_future(store.append([packet(1)]))
+    await wait_for_backends(1, active=True)
     await asyncio.to_thread(kill_backends)
     with pytest.raises(DatabaseError):
-        await store.append([packet(1)])
+        await writing
+    monkeypatch.undo()
     [later] = await store.append([packet(2)])
     assert await store.read_after(["/chat"], start) == [(later, packet(2))]
 

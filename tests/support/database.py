@@ -45,8 +45,8 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
     monkeypatch.setattr(CursorWrapper, "execute", spy_execute)
     monkeypatch.setattr(CursorWrapper, "executemany", spy_executemany)
 
-    # The database store's grouped INSERT on PostgreSQL goes through a plain psycopg cursor,
-    # not Django's (whose own cursor class is a subclass: not counted twice).
+    # The database store's INSERT on PostgreSQL from its thread goes through a plain psycopg
+    # cursor, not Django's (whose own cursor class is a subclass: not counted twice)...
     import psycopg
 
     driver_execute = psycopg.Cursor.execute
@@ -57,4 +57,15 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
         return driver_execute(self, query, params, **kw)
 
     monkeypatch.setattr(psycopg.Cursor, "execute", spy_driver)
+
+    # ... and through psycopg's async cursor, on the event loop (recovery/pglink.py).
+    async_execute = psycopg.AsyncCursor.execute
+
+    async def spy_async(
+        self: psycopg.AsyncCursor[Any], query: Any, params: Any = None, **kw: Any
+    ) -> Any:
+        ran.append((threading.get_ident(), str(query)))
+        return await async_execute(self, query, params, **kw)
+
+    monkeypatch.setattr(psycopg.AsyncCursor, "execute", spy_async)
     return ran

@@ -40,8 +40,6 @@ import os
 import re
 import resource
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -53,7 +51,10 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.launch import ROOT, Uvicorn, pythonpath
+
 EXAMPLE_DIR = ROOT / "example_project"
 CLIENT_DIR = ROOT / "bench" / "client"
 RESULTS = ROOT / "bench" / "results"
@@ -61,12 +62,6 @@ SETTINGS = "example_project.settings_load"
 #: A log line that reports an error (tests/support/servers.py's rule: channels_sio's
 #: "transport error" is a close reason, in lower case).
 ERROR_LINE = re.compile(r"Traceback|ERROR|CRITICAL|Exception|\b[A-Z]\w*Error\b")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def raise_fd_limit() -> int:
@@ -78,49 +73,16 @@ def raise_fd_limit() -> int:
     return hard
 
 
-class Server:
+class Server(Uvicorn):
     """One uvicorn process of settings_load, its log in ``workdir``."""
 
     def __init__(self, workdir: Path, env: dict[str, str], uvicorn_args: Sequence[str]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / f"uvicorn-{self.port}.log"
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "example_project.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--lifespan",
-            "on",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            *uvicorn_args,
-        ]
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                command,
-                cwd=EXAMPLE_DIR,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        super().__init__(env, ["--lifespan", "on", *uvicorn_args], log_dir=workdir)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"uvicorn exited at start:\n{self.log()[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + "/_load/stats/", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.2)
-        raise RuntimeError(f"uvicorn did not start within {timeout} s:\n{self.log()[-3000:]}")
+        self.wait_until(
+            lambda: httpx.get(self.url + "/_load/stats/", timeout=2).status_code == 200, timeout
+        )
 
     def stats(self, reset: bool = False) -> dict[str, Any]:
         response = httpx.get(
@@ -135,20 +97,8 @@ class Server:
         )
         return int(match.group(1)) if match else 0
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
     def errors(self) -> list[str]:
         return [line for line in self.log().splitlines() if ERROR_LINE.search(line)]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
 
 
 @contextlib.contextmanager
@@ -166,7 +116,7 @@ def servers(
             DJANGO_SETTINGS_MODULE=SETTINGS,
             EXAMPLE_DB=str(workdir / "load.sqlite3"),
             MONITORING="1",
-            PYTHONPATH=os.pathsep.join([str(EXAMPLE_DIR), str(ROOT)]),
+            PYTHONPATH=pythonpath(),
             **(extra_env or {}),
         )
         subprocess.run(

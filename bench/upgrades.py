@@ -29,7 +29,6 @@ import argparse
 import contextlib
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -42,7 +41,10 @@ from typing import Any
 import httpx
 import redis
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.launch import ROOT, Uvicorn, pythonpath
+
 CLIENT_DIR = ROOT / "bench" / "client"
 RESULTS = ROOT / "bench" / "results"
 
@@ -53,14 +55,6 @@ CONFIGS = {
     "window 300": ({"UPGRADE_WINDOW": "300"}, "polling,websocket", False),
     "websocket first": ({"UPGRADE_WINDOW": "300"}, "websocket,polling", False),
 }
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def workers_of(pid: int) -> list[int]:
@@ -90,54 +84,25 @@ def export(rev: str, into: Path) -> Path:
 def uvicorn(env: dict[str, str], workers: int, root: Path = ROOT) -> Iterator[tuple[str, str]]:
     """The example project of ``root`` under ``uvicorn --workers N`` with ``env``: its URL and
     its workers' pids (comma-separated), once every worker answers and has met the others."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "MONITORING": "0",
-        "PYTHONPATH": os.pathsep.join([str(root / "example_project"), str(root)]),
-        **env,
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "example_project.asgi:application",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    server = subprocess.Popen(
-        command, cwd=root / "example_project", env=env, start_new_session=True
+    server = Uvicorn(
+        {**os.environ, "MONITORING": "0", "PYTHONPATH": pythonpath(root), **env},
+        ["--workers", str(workers)],
+        root=root,
     )
+
+    def ready() -> bool:
+        # No session: a handshake without a transport is refused at once.
+        httpx.get(server.url + "/socket.io/?EIO=4", timeout=2)
+        return workers == 1 or len(workers_of(server.proc.pid)) == workers
+
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                # No session: a handshake without a transport is refused at once.
-                httpx.get(url + "/socket.io/?EIO=4", timeout=2)
-                if workers == 1 or len(workers_of(server.pid)) == workers:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit(f"the workers did not start ({env.get('DJANGO_SETTINGS_MODULE')})")
-            time.sleep(0.2)
+        server.wait_until(ready)
         time.sleep(2)  # every worker's node has met the others
         # One worker: uvicorn serves in its own process.
-        pids = workers_of(server.pid) if workers > 1 else [server.pid]
-        yield url, ",".join(str(pid) for pid in pids)
+        pids = workers_of(server.proc.pid) if workers > 1 else [server.proc.pid]
+        yield server.url, ",".join(str(pid) for pid in pids)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        server.stop()
 
 
 def sessions(options: dict[str, Any]) -> dict[str, Any]:

@@ -32,6 +32,7 @@ const net = require("net");
 const { io } = require("socket.io-client");
 const { Fetch } = require("engine.io-client");
 const WebSocket = require("ws");
+const { nodeHttpPolling } = require("./polling");
 
 const DEFAULTS = {
   scenario: "echo",
@@ -51,7 +52,7 @@ const DEFAULTS = {
   "settle-ms": 1000, // connect: pause before reading the RSS of the idle connections
   keepalive: false, // polling: a keep-alive HTTP agent (the client's default: a connection per request)
   // polling: "xhr" (the client's default in Node), "fetch" (engine.io-client's Fetch) or "http"
-  // (engine.io-client's Polling over Node's http module: see NodeHttpPolling)
+  // (engine.io-client's Polling over Node's http module: polling.js)
   "polling-impl": "xhr",
   "redis-url": "", // cluster: the Redis whose INFO counters are read around the window
   "probe-ms": 1000, // cluster: how long one readiness probe waits for every client
@@ -292,64 +293,26 @@ function countersDelta(before, after) {
 // ---------------------------------------------------------------------------------------------
 // Clients
 
-// engine.io-client's own long-polling transport (packet framing, poll loop, payload parsing,
-// close and pause handling are its Polling class), with each request made by Node's http module
-// instead of the XMLHttpRequest emulation the client uses in Node by default. That emulation
-// costs the client about 100 µs of CPU per request, more than either server spends on it, so
-// with it the load generator's core, not the server, caps the polling throughput.
-const Polling = Object.getPrototypeOf(Fetch);
-
-class NodeHttpPolling extends Polling {
-  doPoll() {
-    this._request(undefined, (err, status, body) => {
-      if (err || status !== 200) return this.onError("http read error", err || status);
-      this.onData(body);
-    });
-  }
-
-  doWrite(data, callback) {
-    this._request(data, (err, status) => {
-      if (err || status !== 200) return this.onError("http write error", err || status);
-      callback();
-    });
-  }
-
-  _request(data, done) {
-    const isPost = data !== undefined;
-    const headers = { ...this.opts.extraHeaders };
-    if (isPost) headers["content-type"] = "text/plain;charset=UTF-8";
-    const req = http.request(
-      this.uri(),
-      { method: isPost ? "POST" : "GET", headers, agent: this.opts.agent },
-      (res) => {
-        res.setEncoding("utf8");
-        let body = "";
-        res.on("data", (chunk) => (body += chunk));
-        res.on("end", () => done(null, res.statusCode, body));
-        res.on("error", done);
-      },
-    );
-    req.on("error", done);
-    req.end(data);
-  }
-}
-
-const POLLING_IMPLS = { xhr: "polling", fetch: Fetch, http: NodeHttpPolling };
+// The "polling" transport of each --polling-impl, given the socket's HTTP agent.
+const POLLING_IMPLS = { xhr: () => "polling", fetch: () => Fetch, http: nodeHttpPolling };
 
 function socketOptions(opts, transports) {
-  const polling = POLLING_IMPLS[opts["polling-impl"]];
-  if (!polling) throw new Error(`unknown polling-impl ${opts["polling-impl"]}`);
+  const pollingImpl = POLLING_IMPLS[opts["polling-impl"]];
+  if (!pollingImpl) throw new Error(`unknown polling-impl ${opts["polling-impl"]}`);
+  // --keepalive: a keep-alive agent of the socket's own; otherwise the client's default, false
+  // (a connection per request).
+  const agent = opts.keepalive ? new http.Agent({ keepAlive: true }) : false;
+  const polling = pollingImpl(agent);
   transports = transports.map((t) => (t === "polling" ? polling : t));
-  const options = {
+  return {
     path: opts.path,
     forceNew: true,
     reconnection: false,
     timeout: opts["wait-ms"],
     transports,
     upgrade: false,
+    agent,
   };
-  if (opts.keepalive) options.agent = new http.Agent({ keepAlive: true });
-  return options;
 }
 
 function connectSocket(opts, transports, url = opts.urls[0]) {

@@ -18,8 +18,9 @@
 // socket of every process (--close server: the "disconnect_all" event) and every client must
 // hear "io server disconnect". Either way the servers' tables are read until they hold nothing.
 //
-// "polling" is engine.io-client's own long-polling over Node's http module (bench.js's
-// NodeHttpPolling: the XMLHttpRequest emulation would make the client's core the bottleneck);
+// "polling" is engine.io-client's own long-polling over Node's http module (polling.js, as
+// bench.js's "http" polling: the XMLHttpRequest emulation would make the client's core the
+// bottleneck);
 // "upgrade" is that polling, then the upgrade to WebSocket, as socket.io-client does by default.
 // Prints ONE JSON line on stdout: the result, or {"ok": false, "error": ...}. Every wait is
 // bounded (--wait-ms) and the script exits at --deadline-seconds whatever it is doing.
@@ -27,9 +28,11 @@
 
 const http = require("http");
 const { io } = require("socket.io-client");
-const { Fetch, NodeWebSocket } = require("engine.io-client");
+const { NodeWebSocket } = require("engine.io-client");
+const { parseOptions } = require("./options");
+const { nodeHttpPolling } = require("./polling");
 
-const options = {
+const options = parseOptions({
   mode: "concurrent",
   url: "http://127.0.0.1:8000", // mass: one per server process, comma-separated
   clients: 100,
@@ -43,14 +46,7 @@ const options = {
   close: "client", // mass
   "wait-ms": 30000,
   "deadline-seconds": 600,
-};
-for (let i = 2; i < process.argv.length; i++) {
-  // --name=value, or --name value
-  let [name, value] = process.argv[i].replace(/^--/, "").split(/=(.*)/s);
-  if (value === undefined) value = process.argv[++i];
-  if (!(name in options)) throw new Error(`unknown option --${name}`);
-  options[name] = typeof options[name] === "number" ? Number(value) : value;
-}
+});
 const urls = options.url.split(",");
 
 setTimeout(() => fail(new Error("deadline")), options["deadline-seconds"] * 1000).unref();
@@ -63,44 +59,11 @@ function fail(error) {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
 
-// engine.io-client's Polling with each request made by Node's http module (see bench.js).
-const Polling = Object.getPrototypeOf(Fetch);
-
 // Node's global agent keeps an idle connection 5 s, as long as uvicorn (--timeout-keep-alive
 // 5): a request sent on it just as the server closes it fails with ECONNRESET, which Node does
 // not retry (a browser retries such a request on a new connection). Idle connections are
 // closed after 2 s here, so the race is the client's to avoid, as a browser does.
-const agent = new http.Agent({ keepAlive: true, timeout: 2000 });
-
-class NodeHttpPolling extends Polling {
-  doPoll() {
-    this._request(undefined, (err, status, body) => {
-      if (err || status !== 200) return this.onError("http read error", err || status);
-      this.onData(body);
-    });
-  }
-
-  doWrite(data, callback) {
-    this._request(data, (err, status) => {
-      if (err || status !== 200) return this.onError("http write error", err || status);
-      callback();
-    });
-  }
-
-  _request(data, done) {
-    const isPost = data !== undefined;
-    const headers = isPost ? { "content-type": "text/plain;charset=UTF-8" } : {};
-    const req = http.request(this.uri(), { method: isPost ? "POST" : "GET", headers, agent }, (res) => {
-      res.setEncoding("utf8");
-      let body = "";
-      res.on("data", (chunk) => (body += chunk));
-      res.on("end", () => done(null, res.statusCode, body));
-      res.on("error", done);
-    });
-    req.on("error", done);
-    req.end(data);
-  }
-}
+const NodeHttpPolling = nodeHttpPolling(new http.Agent({ keepAlive: true, timeout: 2000 }));
 
 const TRANSPORTS = {
   websocket: { transports: ["websocket"], upgrade: false },

@@ -18,8 +18,9 @@
 
 const fs = require("fs");
 const { io } = require("socket.io-client");
+const { parseOptions } = require("./options");
 
-const options = {
+const options = parseOptions({
   url: "http://127.0.0.1:8000",
   clients: 200,
   count: 50,
@@ -30,14 +31,7 @@ const options = {
   "clk-tck": 100,
   "settle-ms": 2000,
   "deadline-seconds": 120,
-};
-for (let i = 2; i < process.argv.length; i++) {
-  // --name=value, or --name value
-  let [name, value] = process.argv[i].replace(/^--/, "").split(/=(.*)/s);
-  if (value === undefined) value = process.argv[++i];
-  if (!(name in options)) throw new Error(`unknown option --${name}`);
-  options[name] = typeof options[name] === "number" ? Number(value) : value;
-}
+});
 
 setTimeout(() => fail(new Error("deadline")), options["deadline-seconds"] * 1000).unref();
 

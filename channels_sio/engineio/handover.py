@@ -105,7 +105,6 @@ class RemoteProbe:
         self.request = request
         self.state = RemoteState.PROBING
         self._asked = False  # the owner began a handover for us: it must hear of a failure
-        self._closing: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
             server.config.upgrade_timeout / 1000, self._timed_out
         )
@@ -215,7 +214,7 @@ class RemoteProbe:
     def _timed_out(self) -> None:
         self._timer = None
         logger.info("session %s: remote upgrade timed out", self.sid)
-        self._closing = asyncio.get_running_loop().create_task(self.fail(close=True))
+        self.server.spawn(self.fail(close=True))
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

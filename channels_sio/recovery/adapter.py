@@ -106,6 +106,8 @@ class RecoveryAdapter(Adapter):
         self.inner = inner
         self.nsp = inner.nsp
         self.recovery = recovery
+        #: The recovery's store, made now (if it was a factory) rather than looked up per packet.
+        self.store = recovery.store
         server = self.nsp.server
         # Recorded under the name other processes use too: a dynamic family's is "#n".
         self.key = server.namespace_key(self.nsp)
@@ -143,7 +145,7 @@ class RecoveryAdapter(Adapter):
             # Nothing recorded was seen here yet: ask the store, once. Every packet recorded
             # after that reaches this process's adapter and becomes its head.
             try:
-                self._end = await self.recovery.store.end()
+                self._end = await self.store.end()
             except Exception:
                 self.recovery.failed("reading the end of the packet log")
                 return None
@@ -237,10 +239,8 @@ class RecoveryAdapter(Adapter):
             self.key, list(data), flags.rooms, flags.except_rooms, flags.exclude_sid, dumped
         )
         recovery = self.recovery
-        # The store once made, without the property's call on every packet.
-        store = recovery._store if recovery._store is not None else recovery.store
         try:
-            written = store.record(entry)
+            written = self.store.record(entry)
         except Exception:
             # The packet still goes out: live sockets must not pay for a store outage.
             recovery.failed("recording a packet")
@@ -289,7 +289,7 @@ class RecoveryAdapter(Adapter):
         self._persisting[session.pid] = done
         recovery = self.recovery
         try:
-            await recovery.store.save_session(session)
+            await self.store.save_session(session)
         except Exception:
             recovery.failed(f"keeping session {session.pid}")
         else:
@@ -304,7 +304,7 @@ class RecoveryAdapter(Adapter):
             return  # nothing was kept while it was connected
         recovery = self.recovery
         try:
-            await recovery.store.discard_session(pid)
+            await self.store.discard_session(pid)
         except Exception:
             recovery.failed(f"discarding session {pid}")
         else:
@@ -317,7 +317,7 @@ class RecoveryAdapter(Adapter):
         persisting = self._persisting.get(pid)
         if persisting is not None:
             await persisting  # its connection closed a moment ago: its session is being kept
-        store = self.recovery.store
+        store = self.store
         session = await store.take_session(pid)
         if session is None:
             return None
@@ -354,7 +354,7 @@ class RecoveryAdapter(Adapter):
         recorded before this session's position was never meant for it."""
         if offset is None or position is None:
             return offset if offset is not None else position
-        store = self.recovery.store
+        store = self.store
         key, start = store.offset_key(offset), store.offset_key(position)
         if key is None:
             return offset  # malformed: read_after says so

@@ -1,7 +1,9 @@
 """A new polling session held for an upgrade elsewhere, and its handover: the state machine.
 
-Unit tests with the recording transport of test_session; the upgrade between two real server
-processes, through the channel layer and socket.io-client, is tested in tests/cluster.
+Unit tests with the recording transport of test_session, and of the other side, a WebSocket
+for a session another process owns (``RemoteProbe``), with stubs of that process and of the
+socket; the upgrade between two real server processes, through the channel layer and
+socket.io-client, is tested in tests/cluster.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import pytest
 
 from channels_sio.engineio.config import EngineIOConfig
 from channels_sio.engineio.errors import CloseReason
+from channels_sio.engineio.handover import HANDOVER, RemoteProbe, RemoteState
 from channels_sio.engineio.http import HttpRequest
 from channels_sio.engineio.packet import Packet, PacketType
 from channels_sio.engineio.server import EngineIOServer, EngineObserver
-from channels_sio.engineio.session import Session, SessionState, UpgradeState
+from channels_sio.engineio.session import Handover, Session, SessionState, UpgradeState
+from channels_sio.engineio.websocket import CLOSE_NORMAL, WebSocketTransport
 
 from .test_session import Recorder, RecordingTransport, open_session, recorder
 from .test_session import make_server as make_recording_server
@@ -244,3 +248,95 @@ async def test_messages_during_a_slow_connect_handler_queue_behind_the_held_ones
     await session.receive_packet(Packet(PacketType.MESSAGE, "after"))
     assert [data for _, data in recorder.messages] == ["held", "during", "after"]
     await eio.shutdown()
+
+
+# -- an upgrade that lands on a process other than the owner ---------------------------------
+
+
+class StubOwner:
+    """An owner process that holds every probed session for a handover."""
+
+    def __init__(self) -> None:
+        self.abandoned: list[str] = []
+
+    def owns(self, sid: str) -> bool:
+        return True
+
+    async def probe(self, sid: str, relay: RemoteProbe) -> str | None:
+        return HANDOVER
+
+    async def relay(self, sid: str, frame: str | bytes) -> None:
+        raise AssertionError("not relayed")
+
+    def relay_lost(self, sid: str, code: int) -> None:
+        raise AssertionError("not relayed")
+
+    async def take(self, sid: str) -> Handover | None:
+        return None
+
+    def abandon(self, sid: str) -> None:
+        self.abandoned.append(sid)
+
+
+class StubSink:
+    """A WebSocket whose close waits for ``release`` (set by default)."""
+
+    def __init__(self) -> None:
+        self.closing = asyncio.Event()
+        self.closed: list[int] = []
+        self.release = asyncio.Event()
+        self.release.set()
+
+    async def accept(self) -> None:
+        pass
+
+    async def send_frame(self, data: str | bytes) -> None:
+        pass
+
+    async def close_socket(self, code: int) -> None:
+        self.closing.set()
+        await self.release.wait()
+        self.closed.append(code)
+
+
+async def remote_probe(server: EngineIOServer, sink: StubSink) -> tuple[RemoteProbe, StubOwner]:
+    """A probed WebSocket for a session another process holds for its handover."""
+    owner = StubOwner()
+    transport = WebSocketTransport(sink, server.config.max_payload)
+    request = HttpRequest("GET", {"EIO": "4", "transport": "websocket", "sid": "elsewhere"}, {})
+    probe = RemoteProbe(server, owner, "elsewhere", transport, request)
+    await transport.start_writing()
+    await probe.receive("2probe")
+    assert probe.state is RemoteState.UPGRADING
+    return probe, owner
+
+
+async def test_a_remote_upgrade_that_times_out_closes_its_socket_and_tells_the_owner(
+    recorder: Recorder,
+) -> None:
+    server = make_server(recorder, upgrade_timeout=50)
+    sink = StubSink()
+    probe, owner = await remote_probe(server, sink)
+    await asyncio.wait_for(sink.closing.wait(), 5)
+    await asyncio.sleep(0)  # the close ends
+    assert probe.state is RemoteState.ENDED
+    assert owner.abandoned == ["elsewhere"]
+    assert sink.closed == [CLOSE_NORMAL]
+    await server.shutdown()
+
+
+async def test_shutdown_cancels_the_close_of_a_timed_out_remote_upgrade(
+    recorder: Recorder,
+) -> None:
+    """The close the timeout starts is the server's task: shutdown cancels it."""
+    server = make_server(recorder, upgrade_timeout=50)
+    sink = StubSink()
+    sink.release.clear()
+    probe, _ = await remote_probe(server, sink)
+    await asyncio.wait_for(sink.closing.wait(), 5)
+    await asyncio.wait_for(server.shutdown(), 5)
+    sink.release.set()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert sink.closed == []  # cancelled while it waited
+    assert probe.state is RemoteState.ENDED

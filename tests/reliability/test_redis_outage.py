@@ -7,40 +7,32 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from tests.cluster.conftest import Cluster
 from tests.support.driver import Driver, driver, wait_for
-from tests.support.faults import ThrowawayRedis, throwaway_redis
+from tests.support.faults import (
+    NSP,
+    STORE_BACK,
+    STORE_DOWN,
+    ThrowawayRedis,
+    cast,
+    copies,
+    redis_server,
+    two_nodes,
+)
 from tests.support.node import require_node
 
-__all__ = ["driver"]
+__all__ = ["driver", "redis_server"]  # fixtures
 
 pytestmark = [pytest.mark.node, pytest.mark.redis, pytest.mark.slow]
 
-SETTINGS = "tests.recovery.settings_recovery_cluster"
-NSP = "/recovery"
 OUTAGE = 10.0  # seconds
 #: Within this, once Redis is back, a broadcast from one node reaches the other again.
 RESUME_BOUND = 5.0
 
 BUS_DOWN = "the channel layer failed"
 BUS_BACK = "the channel layer answers again"
-STORE_DOWN = "packets go out unrecorded"
-STORE_BACK = "recovery: the store answers again"
-
-
-@pytest.fixture
-def redis_server() -> Iterator[ThrowawayRedis]:
-    with throwaway_redis() as server:
-        yield server
-
-
-def cast(driver: Driver, via: str, event: str, *args: object) -> None:
-    spec = {"event": event, "args": list(args), "to": ["x"]}
-    assert driver("call", name=via, event="cast", args=[spec], ms=8000) is True
 
 
 def test_redis_stopped_and_started_again_under_traffic(
@@ -49,10 +41,7 @@ def test_redis_stopped_and_started_again_under_traffic(
     require_node()
     options = {"url": f"{redis_server.url}/1", "prefix": "outage"}
     env = {"CSIO_RECOVERY_STORE": "redis", "CSIO_RECOVERY_OPTIONS": json.dumps(options)}
-    cluster = Cluster(f"{redis_server.url}/0", SETTINGS, ("uvicorn", "daphne"), env)
-    try:
-        cluster.start()
-        logs = [server.log_offset() for server in cluster.servers]
+    with two_nodes(redis_server, env) as (cluster, logs):
         for name, node in (("A0", 0), ("L0", 0), ("A1", 1)):
             driver(
                 "open",
@@ -106,11 +95,8 @@ def test_redis_stopped_and_started_again_under_traffic(
             counts = {
                 what: log.count(what) for what in (BUS_DOWN, BUS_BACK, STORE_DOWN, STORE_BACK)
             }
-            # Once per component: not once per broadcast (2 x sent) or per retry. daphne's
-            # -v 1 adds a handler of its own to the root logger: each record is there twice.
-            once = 2 if server.kind == "daphne" else 1
+            # Once per component: not once per broadcast (2 x sent) or per retry.
+            once = copies(server)
             assert counts == dict.fromkeys(counts, once), (server.kind, counts, log[-4000:])
             # And nothing else per message: a traceback per broadcast would be 2 kB each.
             assert len(log) < 12_000, (server.kind, len(log), log[-4000:])
-    finally:
-        cluster.stop()

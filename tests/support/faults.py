@@ -1,6 +1,10 @@
 """Throwaway Redis and PostgreSQL servers that a fault test may stop and start again: never the
 machine's own, which other test runs share. Each needs its binaries (Debian's redis-server,
 PostgreSQL 15 under /usr/lib/postgresql/15/bin); without them the test skips, and fails in CI.
+
+And what the fault tests of tests/reliability share: those servers as fixtures, their two nodes
+(uvicorn and daphne, recovery on, the channel layer on the throwaway Redis), a broadcast through
+a client, and the lines that say a node's recovery store failed and recovered.
 """
 
 from __future__ import annotations
@@ -15,10 +19,29 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .ci import require
-from .servers import free_port
+import pytest
 
-__all__ = ["ThrowawayPostgres", "ThrowawayRedis", "throwaway_postgres", "throwaway_redis"]
+from tests.cluster.conftest import Cluster
+
+from .ci import require
+from .driver import Driver
+from .servers import ServerProcess, free_port
+
+__all__ = [
+    "NSP",
+    "SETTINGS",
+    "STORE_BACK",
+    "STORE_DOWN",
+    "ThrowawayPostgres",
+    "ThrowawayRedis",
+    "cast",
+    "copies",
+    "postgres",
+    "redis_server",
+    "throwaway_postgres",
+    "throwaway_redis",
+    "two_nodes",
+]
 
 PG_BIN = Path(os.environ.get("CSIO_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
@@ -134,3 +157,50 @@ def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
         with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
             server.stop()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+# -- the fault tests' nodes ----------------------------------------------------------------
+
+SETTINGS = "tests.recovery.settings_recovery_cluster"
+NSP = "/recovery"
+
+#: Logged by a node when its recovery store fails, and when it answers again.
+STORE_DOWN = "packets go out unrecorded"
+STORE_BACK = "recovery: the store answers again"
+
+
+@pytest.fixture
+def redis_server() -> Iterator[ThrowawayRedis]:
+    with throwaway_redis() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres() -> Iterator[ThrowawayPostgres]:
+    with throwaway_postgres() as server:
+        yield server
+
+
+@contextlib.contextmanager
+def two_nodes(redis: ThrowawayRedis, env: dict[str, str]) -> Iterator[tuple[Cluster, list[int]]]:
+    """A uvicorn node and a daphne node of SETTINGS with ``env``, their channel layer on
+    ``redis`` (database 0), started; with where each one's log was then, for what it logs
+    after. Stopped afterwards."""
+    cluster = Cluster(f"{redis.url}/0", SETTINGS, ("uvicorn", "daphne"), env)
+    try:
+        cluster.start()
+        yield cluster, [server.log_offset() for server in cluster.servers]
+    finally:
+        cluster.stop()
+
+
+def cast(driver: Driver, via: str, event: str, *args: object) -> None:
+    """Broadcast ``event`` to room "x" through the client ``via``, acknowledged."""
+    spec = {"event": event, "args": list(args), "to": ["x"]}
+    assert driver("call", name=via, event="cast", args=[spec], ms=8000) is True
+
+
+def copies(server: ServerProcess) -> int:
+    """How many times ``server``'s log holds each record: daphne's -v 1 adds a handler of its
+    own to the root logger, so each record is there twice."""
+    return 2 if server.kind == "daphne" else 1

@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -161,11 +161,11 @@ def _driver_cursor(raw: Any) -> Any:
     return psycopg.Cursor(raw) if isinstance(raw, psycopg.Connection) else raw.cursor()
 
 
-def _offsets(ids: list[int], count: int) -> list[str]:
+def _offsets(offsets: list[str], count: int) -> list[str]:
     """The offsets of ``count`` packets, from the ids their INSERT returned."""
-    if len(ids) != count:
-        raise DatabaseError(f"{count} packets written, {len(ids)} ids returned")
-    return [str(id_) for id_ in ids]
+    if len(offsets) != count:
+        raise DatabaseError(f"{count} packets written, {len(offsets)} ids returned")
+    return offsets
 
 
 def _returns_ids(connection: Any) -> bool:
@@ -232,8 +232,9 @@ class DatabaseStore(RecoveryStore):
         #: loop (psycopg 3), known at the first append.
         self._postgresql: bool | None = None
         self._on_loop = False
-        #: PostgreSQL's INSERT of a batch, made at the first.
+        #: PostgreSQL's INSERT of a batch, made at the first: Django's, and libpq's.
         self._statement: str | None = None
+        self._loop_statement: bytes | None = None
         self._room_columns = SetMemo(_room_columns)
         #: The grouped writes' connection per event loop, on PostgreSQL with psycopg 3.
         self._links: dict[asyncio.AbstractEventLoop, PostgresLink] = {}
@@ -262,11 +263,14 @@ class DatabaseStore(RecoveryStore):
         link = self._links.get(asyncio.get_running_loop())
         if link is None:
             link = await self._link()
-        ids = await link.fetch_column(
-            self._insert_statement(connections[self.using]),
-            [timezone.now(), self._document(packets)],
-        )
-        return _offsets(ids, len(packets))
+        statement = self._loop_statement
+        if statement is None:
+            # libpq's placeholders; the time is sent as text, so it says what it is.
+            text = self._insert_statement(connections[self.using]) % ("$1::timestamptz", "$2")
+            statement = self._loop_statement = text.encode()
+        created = datetime.now(UTC).isoformat().encode()
+        ids = await link.fetch_column(statement, [created, self._document(packets).encode()])
+        return _offsets([id_.decode() for id_ in ids], len(packets))
 
     async def append_outside(self, packets: Sequence[PacketRecord]) -> list[str]:
         """In the store's thread, whose connection outlives the caller's loop."""
@@ -330,7 +334,7 @@ class DatabaseStore(RecoveryStore):
         connection.ensure_connection()
         with connection.wrap_database_errors, _driver_cursor(connection.connection) as cursor:
             cursor.execute(self._insert_statement(connection), [timezone.now(), document])
-            return _offsets([found[0] for found in cursor.fetchall()], count)
+            return _offsets([str(found[0]) for found in cursor.fetchall()], count)
 
     def _insert_statement(self, connection: Any) -> str:
         statement = self._statement

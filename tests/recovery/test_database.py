@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from io import StringIO
 from typing import Any
 
@@ -173,31 +173,43 @@ def on_postgres(query: str) -> list[tuple[Any, ...]]:
             connections["postgres"].close()
 
 
-def backends(*, active: bool = False) -> int:
-    """Other connections to the PostgreSQL test database than the one asking (only those
-    running a statement, if ``active``)."""
-    rows = on_postgres(
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        + (" AND state = 'active'" if active else "")
-    )
+def _others(active: bool, since: datetime | None) -> str:
+    """The other connections to the test database than the one asking (only those running a
+    statement, if ``active``; only those opened after ``since``, if given), as a condition."""
+    where = "datname = current_database() AND pid <> pg_backend_pid()"
+    if active:
+        where += " AND state = 'active'"
+    if since is not None:
+        where += f" AND backend_start > '{since.isoformat()}'"
+    return where
+
+
+def backends(*, active: bool = False, since: datetime | None = None) -> int:
+    """How many other connections to the test database there are (see ``_others``)."""
+    rows = on_postgres(f"SELECT count(*) FROM pg_stat_activity WHERE {_others(active, since)}")
     return int(rows[0][0])
 
 
-async def wait_for_backends(count: int, *, active: bool = False) -> None:
-    """Until ``count`` other connections are open (running a statement, if ``active``)."""
+def kill_backends(*, active: bool = False, since: datetime | None = None) -> None:
+    """Terminate other connections to the test database (see ``_others``)."""
+    on_postgres(
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {_others(active, since)}"
+    )
+
+
+def postgres_now() -> datetime:
+    """The PostgreSQL server's clock: what ``since`` compares with."""
+    now: datetime = on_postgres("SELECT clock_timestamp()")[0][0]
+    return now
+
+
+async def wait_for_backends(count: int, **which: Any) -> None:
+    """Until there are ``count`` other connections (``which``: as for ``backends``)."""
     for _ in range(100):
-        if await asyncio.to_thread(backends, active=active) == count:
+        if await asyncio.to_thread(backends, **which) == count:
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"not {count} backends")
-
-
-def kill_backends() -> None:
-    on_postgres(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-    )
+    raise AssertionError(f"{await asyncio.to_thread(backends, **which)} backends, not {count}")
 
 
 async def test_connections_ended_while_idle_are_replaced_before_the_next_call(
@@ -205,12 +217,13 @@ async def test_connections_ended_while_idle_are_replaced_before_the_next_call(
 ) -> None:
     # As after a restart of PostgreSQL between two calls: the loop's connection (appends)
     # and the thread's (the rest) both connect again, and no call fails.
+    since = await asyncio.to_thread(postgres_now)  # the store's connections, not the test's
     store = make_postgres_store()
     [start] = await store.append([packet(0)])
     await store.save_sessions([session(position=start)])
-    await wait_for_backends(2)
-    await asyncio.to_thread(kill_backends)
-    await wait_for_backends(0)
+    await wait_for_backends(2, since=since)
+    await asyncio.to_thread(kill_backends, since=since)
+    await wait_for_backends(0, since=since)
     [later] = await store.append([packet(1)])
     assert await store.take_session("pid-1") == session(position=start)
     assert await store.read_after(["/chat"], start) == [(later, packet(1))]
@@ -227,9 +240,10 @@ async def test_a_connection_killed_during_a_write_fails_that_write_alone(
     slow = statement.replace(" FROM ", " FROM (SELECT pg_sleep(1)) AS pause, ", 1)
     assert slow != statement
     monkeypatch.setattr(store, "_insert_statement", lambda connection: slow)
+    monkeypatch.setattr(store, "_loop_statement", None)  # made again from the slow one
     writing = asyncio.ensure_future(store.append([packet(1)]))
     await wait_for_backends(1, active=True)
-    await asyncio.to_thread(kill_backends)
+    await asyncio.to_thread(kill_backends, active=True)
     with pytest.raises(DatabaseError):
         await writing
     monkeypatch.undo()

@@ -58,14 +58,14 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
 
     monkeypatch.setattr(psycopg.Cursor, "execute", spy_driver)
 
-    # ... and through psycopg's async cursor, on the event loop (recovery/pglink.py).
-    async_execute = psycopg.AsyncCursor.execute
+    # ... and straight through libpq, on the event loop (recovery/pglink.py).
+    from channels_sio.recovery import pglink
 
-    async def spy_async(
-        self: psycopg.AsyncCursor[Any], query: Any, params: Any = None, **kw: Any
-    ) -> Any:
-        ran.append((threading.get_ident(), str(query)))
-        return await async_execute(self, query, params, **kw)
+    fetch_column = pglink._fetch_column
 
-    monkeypatch.setattr(psycopg.AsyncCursor, "execute", spy_async)
+    async def spy_link(pgconn: Any, statement: bytes, params: Any) -> list[bytes]:
+        ran.append((threading.get_ident(), statement.decode()))
+        return await fetch_column(pgconn, statement, params)
+
+    monkeypatch.setattr(pglink, "_fetch_column", spy_link)
     return ran

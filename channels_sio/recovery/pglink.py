@@ -47,6 +47,9 @@ class PostgresLink:
         self._forget = forget
         self._connection: psycopg.AsyncConnection[Any] | None = None
         self._closer = self._close_at_end()
+        # Taken once: on the event loop, each task context gets a DatabaseWrapper of its own
+        # from ``connections``, a heap of reference cycles left to the garbage collector.
+        self._database_errors = connections[using].wrap_database_errors
 
     async def start(self) -> None:
         """Tie the link to the running loop's end."""
@@ -56,7 +59,7 @@ class PostgresLink:
         """The first column of the rows ``statement`` returns, as text (its parameters,
         ``$1`` and on, as text too)."""
         # Django maps the driver's errors to its own here, as for ORM calls.
-        with connections[self.using].wrap_database_errors:
+        with self._database_errors:
             connection = self._connection
             if connection is None or connection.closed or ended_while_idle(connection):
                 # Never made, lost, or ended by the server since the last write (a restart

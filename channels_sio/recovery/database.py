@@ -9,7 +9,6 @@ database connection from one grouped write to the next rather than opening one p
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
@@ -27,6 +26,7 @@ from ..dbthread import DatabaseThread
 from ..models import RecoveryPacket, RecoverySession
 from ..socketio.adapter import SessionRecord
 from ..socketio.packet import dump_json
+from .perloop import PerLoop
 from .store import (
     KeptSession,
     LoggedPacket,
@@ -168,6 +168,10 @@ def _offsets(offsets: list[str], count: int) -> list[str]:
     return offsets
 
 
+async def _close_link(link: PostgresLink) -> None:
+    await link.close()
+
+
 def _returns_ids(connection: Any) -> bool:
     """Whether statements can end with ``RETURNING`` (PostgreSQL, SQLite 3.35+, MariaDB)."""
     return bool(connection.features.can_return_rows_from_bulk_insert)
@@ -237,7 +241,7 @@ class DatabaseStore(RecoveryStore):
         self._loop_statement: bytes | None = None
         self._room_columns = SetMemo(_room_columns)
         #: The grouped writes' connection per event loop, on PostgreSQL with psycopg 3.
-        self._links: dict[asyncio.AbstractEventLoop, PostgresLink] = {}
+        self._links: PerLoop[PostgresLink] = PerLoop(self._new_link, _close_link)
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         return await self._thread.run(function, *args)
@@ -246,9 +250,7 @@ class DatabaseStore(RecoveryStore):
         """Finish the writes in flight, then close the store's connections and end its
         thread; a later call opens them again."""
         await super().close()
-        link = self._links.get(asyncio.get_running_loop())
-        if link is not None:
-            await link.close()
+        await self._links.close()
         await self._thread.close()
 
     # -- the packet log -------------------------------------------------------------------
@@ -260,9 +262,9 @@ class DatabaseStore(RecoveryStore):
             self._detect()
         if not self._on_loop:
             return await self.append_outside(packets)
-        link = self._links.get(asyncio.get_running_loop())
+        link = self._links.here()
         if link is None:
-            link = await self._link()
+            link = await self._links.get()
         statement = self._loop_statement
         if statement is None:
             # libpq's placeholders; the time is sent as text, so it says what it is.
@@ -292,18 +294,11 @@ class DatabaseStore(RecoveryStore):
         room_columns = self._room_columns
         return "[" + ",".join([_document_row(packet, room_columns) for packet in packets]) + "]"
 
-    async def _link(self) -> PostgresLink:
+    def _new_link(self) -> PostgresLink:
+        # Imported here: the module imports psycopg, which other databases' users may lack.
         from .pglink import PostgresLink
 
-        loop = asyncio.get_running_loop()
-        link = self._links[loop] = PostgresLink(self.using, self._forget)
-        await link.start()
-        return link
-
-    def _forget(self, link: PostgresLink) -> None:
-        for loop, held in list(self._links.items()):
-            if held is link:
-                del self._links[loop]
+        return PostgresLink(self.using)
 
     def _append(self, packets: list[dict[str, Any]]) -> list[str]:
         now = timezone.now()

@@ -16,7 +16,7 @@ asyncio cursor spent about 45 µs of CPU per statement over libpq's own work (me
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -37,23 +37,15 @@ class PostgresLink:
     (the store's writes are grouped, one in flight per loop); their errors are Django's
     ``DatabaseError`` family, as the ORM raises them.
 
-    It belongs to the event loop :meth:`start` runs on, and closes when that loop finalizes
-    its async generators (``asyncio.run`` does as it ends): a short-lived loop's connection
-    closes with it rather than leaking.
+    It belongs to the event loop it is first used on (:class:`.perloop.PerLoop`).
     """
 
-    def __init__(self, using: str, forget: Callable[[PostgresLink], None]) -> None:
+    def __init__(self, using: str) -> None:
         self.using = using
-        self._forget = forget
         self._connection: psycopg.AsyncConnection[Any] | None = None
-        self._closer = self._close_at_end()
         # Taken once: on the event loop, each task context gets a DatabaseWrapper of its own
         # from ``connections``, a heap of reference cycles left to the garbage collector.
         self._database_errors = connections[using].wrap_database_errors
-
-    async def start(self) -> None:
-        """Tie the link to the running loop's end."""
-        await anext(self._closer)
 
     async def fetch_column(self, statement: bytes, params: Sequence[bytes]) -> list[bytes]:
         """The first column of the rows ``statement`` returns, as text (its parameters,
@@ -98,17 +90,10 @@ class PostgresLink:
         return connection
 
     async def close(self) -> None:
-        """Close the connection now (on its own loop)."""
-        await self._closer.aclose()
-
-    async def _close_at_end(self) -> AsyncGenerator[None, None]:
-        try:
-            yield
-        finally:
-            self._forget(self)
-            connection, self._connection = self._connection, None
-            if connection is not None:
-                await connection.close()
+        """Close the connection (on its own loop); a later call opens another."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
 
 
 async def _fetch_column(

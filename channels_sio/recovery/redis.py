@@ -24,11 +24,10 @@ Redis keeps no trace of what trimming removed (``max-deleted-entry-id`` follows 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 try:
@@ -43,6 +42,7 @@ except ImportError as exc:  # redis-py comes with an extra, not with the package
 
 from ..socketio.adapter import SessionRecord
 from ..socketio.packet import dump_json
+from .perloop import PerLoop
 from .resp import RedisLink, Script
 from .store import (
     KeptSession,
@@ -217,16 +217,11 @@ def _text(value: bytes | str) -> str:
 
 
 class _Link:
-    """The store's clients on one event loop: the grouped writes (appending, saving) on a
-    lean connection of their own (:mod:`.resp`), everything else on redis-py's client.
+    """The store's clients on one event loop (:class:`.perloop.PerLoop`): the grouped writes
+    (appending, saving) on a lean connection of their own (:mod:`.resp`), everything else on
+    redis-py's client."""
 
-    It closes when its loop finalizes its async generators (``asyncio.run`` and asgiref's
-    ``async_to_sync`` do, as they end), through one started on that loop: the client of a
-    short-lived loop, such as one a sync caller ran, closes with it instead of leaking its
-    connections.
-    """
-
-    def __init__(self, url: str, forget: Callable[[_Link], None]) -> None:
+    def __init__(self, url: str) -> None:
         # Timeouts bound a call to a Redis that stopped answering; the URL's query may change
         # them. No retry: a batch whose reply was lost may have been written, and writing it
         # again would replay its packets twice; the failed call is logged, the next one
@@ -235,24 +230,11 @@ class _Link:
             url, socket_timeout=5, socket_connect_timeout=5, retry=Retry(NoBackoff(), 0)
         )
         self.writes = RedisLink(url, timeout=5)
-        self._forget = forget
-        self._closer = self._close_at_end()
-
-    async def start(self) -> None:
-        """Tie the client to the running loop's end."""
-        await anext(self._closer)
 
     async def close(self) -> None:
-        """Close the client now (on its own loop)."""
-        await self._closer.aclose()
-
-    async def _close_at_end(self) -> AsyncGenerator[None, None]:
-        try:
-            yield
-        finally:
-            self._forget(self)
-            await self.writes.close()
-            await self.client.aclose()
+        """Close both clients (on their own loop)."""
+        await self.writes.close()
+        await self.client.aclose()
 
 
 class RedisStore(RecoveryStore):
@@ -281,9 +263,8 @@ class RedisStore(RecoveryStore):
         self.max_len = max_len
         self._last_key = f"{prefix}:last"
         self._namespaces_key = f"{prefix}:namespaces"
-        # A redis.asyncio client belongs to the loop it was made on. Not weak references:
-        # a started async generator holds its loop; a link leaves when its loop shuts down.
-        self._links: dict[asyncio.AbstractEventLoop, _Link] = {}
+        # A redis.asyncio client belongs to the loop it was made on.
+        self._links = PerLoop(lambda: _Link(url), _Link.close)
         self._room_lists = SetMemo(_room_list)
 
     def _log_key(self, namespace: str) -> str:
@@ -293,17 +274,7 @@ class RedisStore(RecoveryStore):
         return f"{self.prefix}:session:{pid}"
 
     async def _link(self) -> _Link:
-        loop = asyncio.get_running_loop()
-        link = self._links.get(loop)
-        if link is None:
-            link = self._links[loop] = _Link(self.url, self._forget)
-            await link.start()
-        return link
-
-    def _forget(self, link: _Link) -> None:
-        for loop, held in list(self._links.items()):
-            if held is link:
-                del self._links[loop]
+        return await self._links.get()
 
     async def append(self, packets: Sequence[PacketRecord]) -> list[str]:
         if not packets:
@@ -459,9 +430,4 @@ class RedisStore(RecoveryStore):
         """Finish the writes in flight, then close the clients: this loop's now, another
         running loop's on that loop; a stopped loop's closes when that loop shuts down."""
         await super().close()
-        current = asyncio.get_running_loop()
-        for loop, link in list(self._links.items()):
-            if loop is current:
-                await link.close()
-            elif loop.is_running():
-                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(link.close(), loop))
+        await self._links.close()

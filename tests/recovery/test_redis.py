@@ -196,7 +196,7 @@ async def test_the_store_works_from_another_event_loop_at_once(make: StoreMaker)
     assert found is not None
     assert {offset for offset, _ in found} == {*from_sync, *here}
     # The other loop's client closed as that loop ended; this loop's is still there.
-    assert list(store._links) == [asyncio.get_running_loop()]
+    assert store._links.loops() == [asyncio.get_running_loop()]
 
 
 async def test_close_closes_the_client_of_another_running_loop(make: StoreMaker) -> None:
@@ -208,9 +208,9 @@ async def test_close_closes_the_client_of_another_running_loop(make: StoreMaker)
         done = asyncio.run_coroutine_threadsafe(store.append([packet(0)]), other)
         [offset] = await asyncio.wrap_future(done)
         assert await store.read_after(["/chat"], "0-0") == [(offset, packet(0))]
-        assert set(store._links) == {other, asyncio.get_running_loop()}
+        assert set(store._links.loops()) == {other, asyncio.get_running_loop()}
         await store.close()
-        assert store._links == {}
+        assert store._links.loops() == []
     finally:
         other.call_soon_threadsafe(other.stop)
         await asyncio.to_thread(thread.join)

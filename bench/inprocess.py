@@ -7,6 +7,9 @@
                                                         # recorded (memory store)
     python bench/inprocess.py echo-emit --recovery redis --clients 50 --callgrind
                                                         # recorded in Redis, 50 clients
+    python bench/inprocess.py echo-emit --recovery database --clients 50 --callgrind
+                                                        # recorded in PostgreSQL (a database
+                                                        # of the run's own, dropped after)
 
 The whole ASGI application (``get_application`` with the benchmark handlers) is called the way
 an ASGI server calls it, by in-memory ``receive``/``send`` pairs: ``echo`` sends
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -37,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,15 +49,23 @@ ROOT = Path(__file__).resolve().parents[1]
 EVENT = '42%d["echo",{"i":%d,"text":"hello world, this is a benchmark message"}]'
 EMIT_EVENT = '42["echo_emit",{"i":%d,"text":"hello world, this is a benchmark message"}]'
 HEADERS = [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"node"), (b"accept", b"*/*")]
+#: The migrated PostgreSQL database of ``--recovery database``, made by ``main`` and passed on
+#: to the runs under valgrind.
+DATABASE_ENV = "INPROCESS_DATABASE_URL"
 
 
 def _store(recovery: str) -> Any:
-    """The recovery store for ``--recovery``: ``memory``, or ``redis`` on ``REDIS_URL``
-    (default database 5), under a prefix of the run's own."""
+    """The recovery store for ``--recovery``: ``memory``; ``database`` on the run's PostgreSQL
+    database (``main`` makes it); or ``redis`` on ``INPROCESS_REDIS_URL`` (default database 5),
+    under a prefix of the run's own."""
     from channels_sio.recovery import MemoryStore
 
     if recovery == "memory":
         return MemoryStore()
+    if recovery == "database":
+        from channels_sio.recovery.database import DatabaseStore
+
+        return DatabaseStore()
     from channels_sio.recovery.redis import RedisStore
 
     url = os.environ.get("INPROCESS_REDIS_URL", "redis://127.0.0.1:6379/5")
@@ -64,6 +76,10 @@ def _application(recovery: str | None = None) -> Any:
     sys.path[:0] = [str(ROOT), str(ROOT / "example_project")]
     os.environ["DJANGO_SETTINGS_MODULE"] = "example_project.settings_bench"
     os.environ.pop("REDIS_URL", None)
+    if recovery == "database":
+        os.environ["DATABASE_URL"] = os.environ[DATABASE_ENV]
+        # Monitoring's registry would be written there too, every 5 s: not what is measured.
+        os.environ["MONITORING"] = "0"
     from django.core.asgi import get_asgi_application
 
     django_app = get_asgi_application()
@@ -156,18 +172,22 @@ async def _echo(app: Any, count: int) -> float:
     return elapsed
 
 
-async def _echo_emit(app: Any, count: int, clients: int = 1) -> float:
+async def _echo_emit(app: Any, count: int, clients: int = 1, recorded: bool = False) -> float:
     """As echo, but the server answers with ``socket.emit("echo", ...)``: recorded with
-    connection state recovery on (``--recovery``), where an acknowledgement never is.
-    ``clients`` connections take turns, each waiting for its answer, as the benchmark's do:
-    the recovery store groups their concurrent writes."""
+    connection state recovery on (``--recovery``, ``recorded``: each answer must then end with
+    its offset), where an acknowledgement never is. ``clients`` connections take turns, each
+    waiting for its answer, as the benchmark's do: the recovery store groups their concurrent
+    writes."""
+    end = '"]' if recorded else "}]"  # the offset, a string, or the data
     connected = [await _connected(app) for _ in range(clients)]
 
     async def one(inbox: Any, outbox: Any, turns: int) -> None:
         for i in range(turns):
             inbox.put_nowait({"type": "websocket.receive", "text": EMIT_EVENT % i})
             reply = await outbox.get()
-            assert reply["text"].startswith('42["echo",'), reply
+            text = reply["text"]
+            assert text.startswith('42["echo",'), reply
+            assert text.endswith(end), reply
 
     started = time.perf_counter()
     await asyncio.gather(*(one(inbox, outbox, count // clients) for inbox, outbox, _ in connected))
@@ -228,7 +248,11 @@ def _run(
 ) -> float:
     app = _floor if floor else _application(recovery)
     run = SCENARIOS[scenario]
-    main = run(app, count, clients) if scenario == "echo-emit" else run(app, count)
+    main = (
+        run(app, count, clients, recovery is not None)
+        if scenario == "echo-emit"
+        else run(app, count)
+    )
     try:
         try:
             import uvloop
@@ -301,9 +325,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--recovery",
         nargs="?",
         const="memory",
-        choices=["memory", "redis"],
+        choices=["memory", "redis", "database"],
         help="connection state recovery on, with this store (default memory; redis: "
-        "INPROCESS_REDIS_URL, default redis://127.0.0.1:6379/5)",
+        "INPROCESS_REDIS_URL, default redis://127.0.0.1:6379/5; database: a database of the "
+        "run's own on the PostgreSQL server of CSIO_POSTGRES_URL, default the local one)",
     )
     parser.add_argument(
         "--clients",
@@ -312,13 +337,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="echo-emit: connections taking turns, each waiting for its answer (default 1)",
     )
     args = parser.parse_args(argv)
+    if args.callgrind and shutil.which("valgrind") is None:
+        parser.error("--callgrind needs valgrind (Debian: apt-get install valgrind)")
     if args.floor and args.scenario != "echo":
         parser.error("--floor is for the echo scenario")
     if args.clients != 1 and args.scenario != "echo-emit":
         parser.error("--clients is for the echo-emit scenario")
+    if args.recovery == "database" and DATABASE_ENV not in os.environ:
+        with _database() as url:
+            os.environ[DATABASE_ENV] = url
+            return _measure(args)
+    return _measure(args)
+
+
+@contextlib.contextmanager
+def _database() -> Iterator[str]:
+    """A migrated PostgreSQL database of the run's own (bench/run.py's, as its
+    ``channels_sio+database`` rows have), dropped at the end."""
+    sys.path.insert(0, str(ROOT))
+    from bench.run import RecoveryDatabase, default_postgres_url
+
+    with tempfile.TemporaryDirectory(prefix="csio-inprocess-") as tmp:
+        database = RecoveryDatabase("postgres", default_postgres_url(), Path(tmp))
+        try:
+            database.create()
+            yield database.url
+        finally:
+            database.drop()
+
+
+def _measure(args: argparse.Namespace) -> int:
     if args.callgrind:
-        if shutil.which("valgrind") is None:
-            parser.error("--callgrind needs valgrind (Debian: apt-get install valgrind)")
         base = args.count or 500
         with tempfile.TemporaryDirectory(prefix="csio-callgrind-") as tmp:
             low, high = (

@@ -262,9 +262,7 @@ class DatabaseStore(RecoveryStore):
             self._detect()
         if not self._on_loop:
             return await self.append_outside(packets)
-        link = self._links.here()
-        if link is None:
-            link = await self._links.get()
+        link = await self._links.get()
         statement = self._loop_statement
         if statement is None:
             # libpq's placeholders; the time is sent as text, so it says what it is.

@@ -28,11 +28,6 @@ class PerLoop(Generic[C]):
         """The loops that hold one now."""
         return list(self._held)
 
-    def here(self) -> C | None:
-        """The running loop's, if it has one already."""
-        held = self._held.get(asyncio.get_running_loop())
-        return None if held is None else held[0]
-
     async def get(self) -> C:
         """The running loop's, made now if it has none."""
         loop = asyncio.get_running_loop()

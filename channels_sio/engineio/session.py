@@ -87,6 +87,31 @@ class _Done:
 DONE: Awaitable[None] = _Done()
 
 
+async def _go_on(coro: Generator[Any, None, None], waiting: Any) -> None:
+    """Run an awaitable's steps that were started by hand, and stopped on ``waiting`` (what
+    they yielded: a future, or None for a bare turn of the loop), to their end in this
+    task."""
+    while True:
+        try:
+            if waiting is None:
+                await asyncio.sleep(0)
+            else:
+                await waiting
+        except asyncio.CancelledError as exc:
+            # This task was cancelled: so is the coroutine, where it waits.
+            try:
+                waiting = coro.throw(exc)
+            except StopIteration:
+                return
+            continue
+        except Exception:
+            pass  # the coroutine gets the future's error as it resumes
+        try:
+            waiting = coro.send(None)
+        except StopIteration:
+            return
+
+
 class InvalidTransition(RuntimeError):
     """A state machine was asked for a transition it does not have: a bug, never input."""
 
@@ -239,6 +264,28 @@ class Session:
                 if data is not None:
                     self.bytes_out += len(data)
             await self.transport.write(packets)
+
+    def post(self, data: str | bytes) -> None:
+        """:meth:`send` without waiting: what the transport does not take at once (a client
+        that reads slowly) goes on in a task of this session's. For a sender that must not
+        wait on one client: a recorded emit goes out from the recovery store's grouped write,
+        which serves every client."""
+        if self.state in _OPEN_STATES:
+            self.packets_out += 1
+            self.bytes_out += len(data)
+            self._go(self.transport.write_message(data))
+
+    def post_packets(self, packets: list[Packet]) -> None:
+        """:meth:`send_packets` without waiting, as :meth:`post`."""
+        self._go(self.send_packets(packets))
+
+    def _go(self, sending: Awaitable[None]) -> None:
+        steps = sending.__await__()
+        try:
+            waiting = next(steps)
+        except StopIteration:
+            return  # the common case: taken at once, no task
+        self._spawn(_go_on(steps, waiting))
 
     # -- receiving ------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
 
 from ..engineio import CloseReason
+from ..engineio.session import DONE
 from ..socketio.adapter import (
     Adapter,
     HeldPacket,
@@ -20,6 +21,9 @@ from ..socketio.adapter import (
     RecoveredSession,
     SessionRecord,
 )
+from ..socketio.client import Deferred
+from ..socketio.packet import encode
+from ..socketio.socket import SocketState
 from .live import LiveSessions
 from .store import PacketRecord, RecoveryStore, dump_data
 
@@ -32,6 +36,48 @@ if TYPE_CHECKING:
 __all__ = ["ConnectionStateRecovery", "RecoveryAdapter"]
 
 logger = logging.getLogger("channels_sio.recovery")
+
+_CONNECTED = SocketState.CONNECTED
+
+
+class _RecordedEmit(Deferred):
+    """A recorded ``socket.emit``'s place in its connection's send order: the store's grouped
+    write completes it as it would a future (:class:`.store.Waiter`), with the packet's
+    offset, and it goes out then."""
+
+    __slots__ = ("adapter", "entry", "packet", "socket")
+
+    def __init__(
+        self, adapter: RecoveryAdapter, socket: Socket, packet: Packet, entry: PacketRecord
+    ) -> None:
+        self.parts = None
+        self.adapter = adapter
+        self.socket = socket
+        self.packet = packet
+        self.entry = entry
+
+    def done(self) -> bool:
+        return self.parts is not None
+
+    def set_result(self, offset: str) -> None:
+        dumped = self.entry.dumped
+        assert dumped is not None
+        packet = self.packet
+        self.adapter._recorded(packet, dumped, offset)
+        socket = self.socket
+        # A socket that left meanwhile gets nothing more (a server-side disconnect waits for
+        # what was emitted before it: Client.flushed).
+        socket.client.fill(self, encode(packet) if socket.state is _CONNECTED else [])
+
+    def set_exception(self, exc: BaseException) -> None:
+        # Not recorded: sent all the same, as a failed broadcast is.
+        self.adapter.recovery.failed("recording a packet", exc)
+        socket = self.socket
+        socket.client.fill(self, encode(self.packet) if socket.state is _CONNECTED else [])
+
+    def cancel(self) -> None:
+        # The store is closing (the server shuts down): never sent, and never recorded.
+        self.socket.client.fill(self, [])
 
 
 class ConnectionStateRecovery:
@@ -79,15 +125,16 @@ class ConnectionStateRecovery:
         if self._store is not None:
             await self._store.close()
 
-    def failed(self, what: str) -> None:
-        """A store call failed: log it once until one succeeds again (not once per packet)."""
+    def failed(self, what: str, error: BaseException | None = None) -> None:
+        """A store call failed (with ``error``, else the exception being handled): log it
+        once until one succeeds again (not once per packet)."""
         if not self.failing:
             self.failing = True
             logger.error(
                 "connection state recovery: %s failed; packets go out unrecorded until the "
                 "store answers again",
                 what,
-                exc_info=True,
+                exc_info=error if error is not None else True,
             )
 
     def succeeded(self) -> None:
@@ -227,17 +274,47 @@ class RecoveryAdapter(Adapter):
             offset = recorded if recorded is None or isinstance(recorded, str) else await recorded
         await self.inner.broadcast(packet, flags, offset)
 
+    def emit_to(self, socket: Socket, packet: Packet, flags: BroadcastFlags) -> Awaitable[None]:
+        entry = self._entry(packet, flags)
+        store = self.store
+        if store.writes_at_once:
+            self.record_entry(packet, entry)
+            return socket.client.send(packet)
+        # No future and no wait: the store's grouped write fills the packet's place in the
+        # connection's send order (the emitting handler usually ends meanwhile, and its
+        # task with it, rather than living on for the write).
+        place = _RecordedEmit(self, socket, packet, entry)
+        socket.client.defer(place)
+        try:
+            store.record_later(entry, place)
+        except Exception as exc:
+            place.set_exception(exc)
+        return DONE
+
     def record(self, packet: Packet, flags: BroadcastFlags) -> str | Awaitable[str | None] | None:
         if flags.volatile or packet.id is not None:
             return None
+        return self.record_entry(packet, self._entry(packet, flags))
+
+    def _entry(self, packet: Packet, flags: BroadcastFlags) -> PacketRecord:
         data: list[Any] = packet.data
         # Serialized here, once: arguments JSON cannot hold raise in the emitting code, as
         # they do without recovery, rather than failing the store's grouped write; and the
         # wire's JSON is made from it.
-        dumped = dump_data(data)
-        entry = PacketRecord(
-            self.key, list(data), flags.rooms, flags.except_rooms, flags.exclude_sid, dumped
+        return PacketRecord(
+            self.key,
+            list(data),
+            flags.rooms,
+            flags.except_rooms,
+            flags.exclude_sid,
+            dump_data(data),
         )
+
+    def record_entry(
+        self, packet: Packet, entry: PacketRecord
+    ) -> str | Awaitable[str | None] | None:
+        dumped = entry.dumped
+        assert dumped is not None
         recovery = self.recovery
         try:
             written = self.store.record(entry)

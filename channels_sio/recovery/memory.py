@@ -47,6 +47,7 @@ class MemoryStore(RecoveryStore):
 
     shared = False
     purges_in_background = False
+    writes_at_once = True
 
     def __init__(self, *, max_packets: int = 10_000, **options: Any) -> None:
         super().__init__(**options)

@@ -28,7 +28,7 @@ import struct
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from ..socketio.adapter import SessionRecord
 from ..socketio.packet import dump_json, join_binary
@@ -39,6 +39,7 @@ __all__ = [
     "PacketRecord",
     "RecoveryStore",
     "SetMemo",
+    "Waiter",
     "WriteGroup",
     "dump_data",
     "load_data",
@@ -51,6 +52,7 @@ logger = logging.getLogger("channels_sio.recovery")
 
 T = TypeVar("T")
 R = TypeVar("R")
+R_contra = TypeVar("R_contra", contravariant=True)
 
 
 @dataclass(slots=True)  # not frozen: one is made per recorded packet, and frozen costs 3x
@@ -149,6 +151,19 @@ def unpack_buffers(packed: bytes) -> list[bytes]:
     return buffers
 
 
+class Waiter(Protocol[R_contra]):
+    """What gets a grouped write's result: an asyncio future, or an object that acts on the
+    result at once (a recorded emit's place in its connection's send order)."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: R_contra, /) -> None: ...
+
+    def set_exception(self, exception: BaseException, /) -> None: ...
+
+    def cancel(self) -> Any: ...
+
+
 class WriteGroup(Generic[T, R]):
     """Groups concurrent writes: what is added while a write is in flight goes out together in
     the next one, so a burst of broadcasts costs one statement or one pipeline, not one each.
@@ -161,41 +176,70 @@ class WriteGroup(Generic[T, R]):
     ) -> None:
         self._write = write
         self._loop = loop
-        self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        self._pending: list[tuple[T, Waiter[R]]] = []
         self._task: asyncio.Task[None] | None = None
 
     def add(self, item: T) -> asyncio.Future[R]:
         """Queue ``item``; the future gets its result (or the write's error). Called on the
         loop the group was made on."""
         future: asyncio.Future[R] = self._loop.create_future()
-        self._pending.append((item, future))
-        if self._task is None:
-            self._task = self._loop.create_task(self._flush())
+        self.add_waiter(item, future)
         return future
 
+    def add_waiter(self, item: T, waiter: Waiter[R]) -> None:
+        """Queue ``item``; ``waiter`` gets its result (or the write's error, or is cancelled
+        when the group is), in the order the items were added."""
+        self._pending.append((item, waiter))
+        if self._task is None:
+            self._task = self._loop.create_task(self._flush())
+
     async def _flush(self) -> None:
+        batch: list[tuple[T, Waiter[R]]] = []
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
                     results = await self._write([item for item, _ in batch])
                 except asyncio.CancelledError:
-                    for _, future in batch:
-                        future.cancel()
                     raise
                 except Exception as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
+                    for _, waiter in batch:
+                        if not waiter.done():
+                            try:
+                                waiter.set_exception(exc)
+                            except Exception:
+                                logger.exception("a grouped write's waiter failed")
                 else:
-                    for (_, future), result in zip(batch, results, strict=True):
-                        if not future.done():
-                            future.set_result(result)
+                    await self._complete(batch, results)
+                batch = []
         finally:
             self._task = None
-            for _, future in self._pending:
-                future.cancel()
+            for _, waiter in batch:
+                if not waiter.done():
+                    waiter.cancel()
+            for _, waiter in self._pending:
+                waiter.cancel()
             self._pending = []
+
+    async def _complete(self, batch: list[tuple[T, Waiter[R]]], results: list[R]) -> None:
+        woken = False
+        for (_, waiter), result in zip(batch, results, strict=True):
+            if waiter.done():
+                continue
+            if isinstance(waiter, asyncio.Future):
+                waiter.set_result(result)
+                woken = True
+                continue
+            if woken:
+                # An earlier item's task resumes on the loop's next turn: it goes first, so
+                # that clients get the packets in the order of their offsets.
+                await asyncio.sleep(0)
+                woken = False
+            try:
+                waiter.set_result(result)
+            except Exception:
+                # A waiter that acts at once must not stop the batch's others, nor the group.
+                logger.exception("a grouped write's waiter failed")
 
     async def close(self) -> None:
         """Wait for the writes in flight and queued (the store is closing)."""
@@ -227,6 +271,9 @@ class RecoveryStore(ABC):
     #: Whether :meth:`purge` runs every ``purge_interval`` ms in the background (the memory
     #: store purges as it writes instead).
     purges_in_background: ClassVar[bool] = True
+    #: Whether :meth:`record` gives the offset itself, having nothing to wait for (the memory
+    #: store): :meth:`record_later` is not used then.
+    writes_at_once: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -249,13 +296,19 @@ class RecoveryStore(ABC):
     def record(self, packet: PacketRecord) -> str | Awaitable[str]:
         """Append one packet, grouped with concurrent calls; its offset, or an awaitable of it
         (a store that writes at once gives the offset: one coroutine less per packet)."""
+        return self._packet_writes().add(packet)
+
+    def record_later(self, packet: PacketRecord, waiter: Waiter[str]) -> None:
+        """Append one packet, grouped with concurrent calls: ``waiter`` gets its offset (or
+        the write's error) when it is written, in the order of the calls."""
+        self._packet_writes().add_waiter(packet, waiter)
+
+    def _packet_writes(self) -> WriteGroup[PacketRecord, str]:
         purging = self._purging
         if purging is None or purging.done():
             self._purge_in_background()
         writes = self._writes.get(asyncio.get_running_loop())
-        if writes is None:
-            writes = self._writes_here()
-        return writes.packets.add(packet)
+        return (writes if writes is not None else self._writes_here()).packets
 
     async def save_session(self, session: SessionRecord) -> None:
         """Keep one session, grouped with concurrent calls."""

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ..engineio import CloseReason, Session
 from ..engineio.packet import Packet as EnginePacket
+from ..engineio.session import DONE
 from .adapter import RecoveredSession, engine_packets
 from .exceptions import ConnectionRefusedError
 from .packet import Decoder, Packet, PacketType, SocketIOParseError, encode
@@ -17,7 +19,7 @@ from .socket import Socket, SocketState, new_pid
 if TYPE_CHECKING:
     from .server import SocketIOServer
 
-__all__ = ["Client"]
+__all__ = ["Client", "Deferred"]
 
 logger = logging.getLogger("channels_sio.socketio")
 
@@ -27,6 +29,18 @@ _INVALID_NAMESPACE = {"message": "Invalid namespace"}
 # on its class through a descriptor call.
 _CONNECT, _EVENT, _ACK = PacketType.CONNECT, PacketType.EVENT, PacketType.ACK
 _SOCKET_CONNECTED = SocketState.CONNECTED
+
+
+class Deferred:
+    """A packet's place in its connection's send order, taken when it is sent and filled
+    later (:meth:`Client.defer`): a recorded emit, which goes out once the recovery store
+    has given it its offset, while its sender goes on."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self) -> None:
+        #: What to send (:func:`~.packet.encode`'s messages), once known; ``[]`` for nothing.
+        self.parts: list[str | bytes] | None = None
 
 
 class Client:
@@ -40,6 +54,10 @@ class Client:
         self.sockets: dict[str, Socket] = {}
         # Tasks started for this connection's packets that have not run yet (Python 3.11).
         self._unstarted = 0
+        # Packets to send in order, the first still waiting to be filled (see defer()); None
+        # until a packet is deferred (with connection state recovery only).
+        self._backlog: deque[Deferred] | None = None
+        self._drained: asyncio.Future[None] | None = None
         self._connect_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
             server.config.connect_timeout / 1000, self._connect_timed_out
         )
@@ -53,12 +71,66 @@ class Client:
 
     def send_parts(self, parts: list[str | bytes]) -> Awaitable[None]:
         """Send an encoded packet (:func:`~.packet.encode`'s messages), awaited."""
+        if self._backlog:
+            return self._behind(parts)
         if len(parts) == 1:
             return self.session.send(parts[0])
         return self.session.send_packets(engine_packets(parts))
 
     async def send_encoded(self, packets: list[EnginePacket]) -> None:
+        if self._backlog:
+            self._behind([packet.data for packet in packets])
+            return
         await self.session.send_packets(packets)
+
+    # -- sending in order with packets sent later -----------------------------------------
+
+    def defer(self, place: Deferred) -> None:
+        """Take ``place`` in this connection's send order: what is sent after it waits until
+        it is filled (:meth:`fill`)."""
+        backlog = self._backlog
+        if backlog is None:
+            backlog = self._backlog = deque()
+        backlog.append(place)
+
+    def fill(self, place: Deferred, parts: list[str | bytes]) -> None:
+        """A deferred packet is ready (``parts`` as :func:`~.packet.encode` gives them; ``[]``
+        to drop it): send what waited for it, in order, without waiting for the client."""
+        place.parts = parts
+        backlog = self._backlog
+        assert backlog is not None
+        if backlog[0] is not place:
+            return  # an earlier one still waits: this goes out with it
+        backlog.popleft()
+        out = parts
+        if backlog:
+            out = list(parts)
+        while backlog:
+            ready = backlog[0].parts
+            if ready is None:
+                break
+            out += ready
+            backlog.popleft()
+        if len(out) == 1:
+            self.session.post(out[0])
+        elif out:
+            self.session.post_packets(engine_packets(out))
+        if not backlog and self._drained is not None:
+            self._drained.set_result(None)
+            self._drained = None
+
+    def _behind(self, parts: list[str | bytes]) -> Awaitable[None]:
+        place = Deferred()
+        place.parts = parts
+        self.defer(place)
+        return DONE
+
+    async def flushed(self) -> None:
+        """Wait until every deferred packet of this connection has been sent (or dropped)."""
+        if self._backlog:
+            if self._drained is None:
+                self._drained = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._drained)
 
     # -- receiving ------------------------------------------------------------------------
 
@@ -183,6 +255,7 @@ class Client:
 
     async def close_by_server(self) -> None:
         """``socket.disconnect(close=True)``: every socket goes, then the connection."""
+        await self.flushed()  # what was emitted before goes first
         for socket in list(self.sockets.values()):
             # A DISCONNECT per namespace first, as socket.io does: the client then reports
             # "io server disconnect" and stays away, where a bare transport close would make

@@ -218,11 +218,18 @@ class Socket:
             # With recovery on, recorded by the adapter as sent to this socket's own room (as
             # socket.io does), and given its offset; then it goes straight to this socket, the
             # only one that room holds.
-            if self.state is SocketState.DISCONNECTED:
+            state = self.state
+            if state is SocketState.DISCONNECTED:
                 return
             flags = self._own_room
             if flags is None or self.id not in flags.rooms:  # its id changes on recovery
                 flags = self._own_room = BroadcastFlags(rooms=frozenset((self.id,)), local=True)
+            if state is _CONNECTED:
+                # Sent once recorded, in its place among this connection's packets; the
+                # emitter need not wait for the store.
+                await self.nsp.adapter.emit_to(self, packet, flags)
+                return
+            # From a middleware or connect handler: recorded now, sent after the CONNECT reply.
             recorded = self.nsp.adapter.record(packet, flags)
             if recorded is not None and not isinstance(recorded, str):
                 await recorded
@@ -476,6 +483,7 @@ class Socket:
             await self.client.close_by_server()
             return
         if self.connected:
+            await self.client.flushed()  # what was emitted before goes first
             await self.client.send(Packet(PacketType.DISCONNECT, self.nsp.name))
         await self.closed("server namespace disconnect")
 

@@ -450,6 +450,60 @@ async def test_send_writes_messages_until_closing(server: EngineIOServer) -> Non
     assert len(transport.written) == count
 
 
+class GatedTransport(RecordingTransport):
+    """Writes wait while ``gate`` is clear, as for a client that reads slowly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def write(self, packets: list[Packet]) -> None:
+        await self.gate.wait()
+        await super().write(packets)
+
+
+async def test_post_sends_at_once_and_goes_on_in_a_task_when_the_transport_waits(
+    server: EngineIOServer,
+) -> None:
+    transport = GatedTransport()
+    session, _ = await open_session(server, transport)
+    session.post("now")
+    assert transport.written[1:] == [Packet(PacketType.MESSAGE, "now")]
+    assert not session._tasks  # taken at once: no task
+    transport.gate.clear()
+    session.post("later")
+    session.post_packets([Packet(PacketType.MESSAGE, "then"), Packet(PacketType.NOOP)])
+    assert len(transport.written) == 2
+    assert len(session._tasks) == 2
+    transport.gate.set()
+    await settle(session)
+    assert transport.written[1:] == [
+        Packet(PacketType.MESSAGE, "now"),
+        Packet(PacketType.MESSAGE, "later"),
+        Packet(PacketType.MESSAGE, "then"),
+        Packet(PacketType.NOOP),
+    ]
+    assert session.packets_out == 4
+    await session.close()
+
+
+async def test_a_post_waiting_on_the_transport_ends_with_the_session(
+    server: EngineIOServer,
+) -> None:
+    transport = GatedTransport()
+    session, _ = await open_session(server, transport)
+    transport.gate.clear()
+    session.post("stuck")
+    (task,) = session._tasks
+    await session.close()
+    await settle(session)
+    assert task.cancelled()
+    assert Packet(PacketType.MESSAGE, "stuck") not in transport.written
+    session.post("dropped")  # closed: nothing, and no task
+    assert not session._tasks
+
+
 # -- receiving ------------------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ sends while another client is away:
                     / ``from_socket`` (``socket.to()``: the sender left out)
 ``self``            ``socket.emit`` to the sender itself (``volatile``, ``ack`` possible)
 ``django-emit``     ``channels_sio.async_emit``, as Django code emits
+``sequence``        ``socket.emit`` of ``seq`` 1 to 4: recorded, volatile, recorded, with a callback
 ``burst``           ``count`` broadcasts of ``seq`` numbered from ``start``, one after the other
                     (to the rooms ``to``, ``pause`` ms apart, if given)
 ``leave-me``        ``socket.disconnect()``: an explicit disconnect by the server
@@ -114,6 +115,15 @@ async def django_emit(socket: Socket, spec: dict[str, Any]) -> bool:
         spec["event"], *spec.get("args", []), to=spec.get("to"), namespace=NSP
     )
     return True
+
+
+@nsp.on("sequence")
+async def sequence(socket: Socket) -> str:
+    await socket.emit("seq", 1)
+    await socket.volatile.emit("seq", 2)
+    await socket.emit("seq", 3)
+    await socket.emit("seq", 4, callback=lambda *_: None)
+    return "done"
 
 
 @nsp.on("burst")

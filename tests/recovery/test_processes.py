@@ -5,6 +5,7 @@ Redis, the database store on a PostgreSQL database of its own."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import secrets
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import socketio
 
 from tests.cluster.conftest import running_cluster
 from tests.support import servers
@@ -104,6 +106,32 @@ def test_a_client_dropped_on_one_node_recovers_on_the_other(
         assert [e[1] for e in driver("wait", name="A", event="m", count=5)][-1] == 6
         info = driver("call", name="A", event="info")
         assert info == {"id": a["id"], "recovered": True, "rooms": ["red"], "data": {"name": "ann"}}
+
+
+@pytest.mark.parametrize("kind", ["uvicorn", "daphne"])
+async def test_what_a_handler_sends_after_a_recorded_emit_comes_after_it(
+    store_env: dict[str, str], kind: str
+) -> None:
+    """With a store that waits for its write, the handler goes on at once: its later packets
+    and its acknowledgement still reach python-socketio's client after the recorded ones."""
+    with running_cluster(store_env["REDIS_URL"], SETTINGS, (kind,), store_env) as cluster:
+        client = socketio.AsyncClient(reconnection=False)
+        got: list[Any] = []
+        client.on("seq", lambda *args: got.append(args), namespace=NSP)
+        await client.connect(cluster[0].url, namespaces=[NSP], transports=["websocket"])
+        try:
+            for _ in range(3):
+                got.clear()
+                assert await client.call("sequence", namespace=NSP, timeout=5) == "done"
+                await asyncio.sleep(0)  # the client runs each event's handler in a task
+                assert [args[0] for args in got] == [1, 2, 3, 4]
+                # The recorded ones carry their offset, the others none.
+                assert isinstance(got[0][1], str)
+                assert isinstance(got[2][1], str)
+                assert got[0][1] != got[2][1]
+                assert len(got[1]) == len(got[3]) == 1
+        finally:
+            await client.disconnect()
 
 
 @pytest.mark.parametrize("kind", ["uvicorn", "daphne"])

@@ -200,8 +200,6 @@ class WriteGroup(Generic[T, R]):
                 batch, self._pending = self._pending, []
                 try:
                     results = await self._write([item for item, _ in batch])
-                except asyncio.CancelledError:
-                    raise
                 except Exception as exc:
                     for _, waiter in batch:
                         if not waiter.done():
@@ -212,6 +210,9 @@ class WriteGroup(Generic[T, R]):
                 else:
                     await self._complete(batch, results)
                 batch = []
+                if self._pending:
+                    # A turn of the loop first: what it reads joins the next write.
+                    await asyncio.sleep(0)
         finally:
             self._task = None
             for _, waiter in batch:

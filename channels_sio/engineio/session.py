@@ -270,10 +270,7 @@ class Session:
         that reads slowly) goes on in a task of this session's. For a sender that must not
         wait on one client: a recorded emit goes out from the recovery store's grouped write,
         which serves every client."""
-        if self.state in _OPEN_STATES:
-            self.packets_out += 1
-            self.bytes_out += len(data)
-            self._go(self.transport.write_message(data))
+        self._go(self.send(data))
 
     def post_packets(self, packets: list[Packet]) -> None:
         """:meth:`send_packets` without waiting, as :meth:`post`."""

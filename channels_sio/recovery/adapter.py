@@ -13,7 +13,6 @@ from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
 
 from ..engineio import CloseReason
-from ..engineio.session import DONE
 from ..socketio.adapter import (
     Adapter,
     HeldPacket,
@@ -70,10 +69,11 @@ class _RecordedEmit(Deferred):
         socket.client.fill(self, encode(packet) if socket.state is _CONNECTED else [])
 
     def set_exception(self, exc: BaseException) -> None:
-        # Not recorded: sent all the same, as a failed broadcast is.
+        # Not recorded: sent all the same, as a failed broadcast is, as it was when emitted.
         self.adapter.recovery.failed("recording a packet", exc)
-        socket = self.socket
-        socket.client.fill(self, encode(self.packet) if socket.state is _CONNECTED else [])
+        packet, socket = self.packet, self.socket
+        packet.dumped = self.entry.dumped
+        socket.client.fill(self, encode(packet) if socket.state is _CONNECTED else [])
 
     def cancel(self) -> None:
         # The store is closing (the server shuts down): never sent, and never recorded.
@@ -274,7 +274,9 @@ class RecoveryAdapter(Adapter):
             offset = recorded if recorded is None or isinstance(recorded, str) else await recorded
         await self.inner.broadcast(packet, flags, offset)
 
-    def emit_to(self, socket: Socket, packet: Packet, flags: BroadcastFlags) -> Awaitable[None]:
+    def emit_to(
+        self, socket: Socket, packet: Packet, flags: BroadcastFlags
+    ) -> Awaitable[None] | None:
         entry = self._entry(packet, flags)
         store = self.store
         if store.writes_at_once:
@@ -289,7 +291,7 @@ class RecoveryAdapter(Adapter):
             store.record_later(entry, place)
         except Exception as exc:
             place.set_exception(exc)
-        return DONE
+        return None
 
     def record(self, packet: Packet, flags: BroadcastFlags) -> str | Awaitable[str | None] | None:
         if flags.volatile or packet.id is not None:
@@ -303,7 +305,7 @@ class RecoveryAdapter(Adapter):
         # wire's JSON is made from it.
         return PacketRecord(
             self.key,
-            list(data),
+            data,  # not copied: the offset goes into a new list (_recorded)
             flags.rooms,
             flags.except_rooms,
             flags.exclude_sid,
@@ -341,7 +343,8 @@ class RecoveryAdapter(Adapter):
         recovery = self.recovery
         if recovery.failing:
             recovery.succeeded()
-        packet.data.append(offset)
+        # A new list: the record's (the same until now) stays without the offset.
+        packet.data = [*packet.data, offset]
         # The offset goes in before the closing bracket.
         text, buffers = dumped
         packet.dumped = (f"{text[:-1]},{encode_basestring(offset)}]", buffers)

@@ -176,7 +176,9 @@ class WriteGroup(Generic[T, R]):
     ) -> None:
         self._write = write
         self._loop = loop
-        self._pending: list[tuple[T, Waiter[R]]] = []
+        # What was added since the write in flight began, and who waits for each.
+        self._items: list[T] = []
+        self._waiters: list[Waiter[R]] = []
         self._task: asyncio.Task[None] | None = None
 
     def add(self, item: T) -> asyncio.Future[R]:
@@ -188,48 +190,50 @@ class WriteGroup(Generic[T, R]):
 
     def add_waiter(self, item: T, waiter: Waiter[R]) -> None:
         """Queue ``item``; ``waiter`` gets its result (or the write's error, or is cancelled
-        when the group is), in the order the items were added."""
-        self._pending.append((item, waiter))
+        when the group is), in the order the items were added. A waiter that is not a future
+        is completed once, and not asked whether it is done."""
+        self._items.append(item)
+        self._waiters.append(waiter)
         if self._task is None:
             self._task = self._loop.create_task(self._flush())
 
     async def _flush(self) -> None:
-        batch: list[tuple[T, Waiter[R]]] = []
+        waiters: list[Waiter[R]] = []
         try:
-            while self._pending:
-                batch, self._pending = self._pending, []
+            while self._items:
+                items, waiters = self._items, self._waiters
+                self._items, self._waiters = [], []
                 try:
-                    results = await self._write([item for item, _ in batch])
+                    results = await self._write(items)
                 except Exception as exc:
-                    for _, waiter in batch:
+                    for waiter in waiters:
                         if not waiter.done():
                             try:
                                 waiter.set_exception(exc)
                             except Exception:
                                 logger.exception("a grouped write's waiter failed")
                 else:
-                    await self._complete(batch, results)
-                batch = []
-                if self._pending:
+                    await self._complete(waiters, results)
+                waiters = []
+                if self._items:
                     # A turn of the loop first: what it reads joins the next write.
                     await asyncio.sleep(0)
         finally:
             self._task = None
-            for _, waiter in batch:
+            for waiter in waiters:
                 if not waiter.done():
                     waiter.cancel()
-            for _, waiter in self._pending:
+            for waiter in self._waiters:
                 waiter.cancel()
-            self._pending = []
+            self._items, self._waiters = [], []
 
-    async def _complete(self, batch: list[tuple[T, Waiter[R]]], results: list[R]) -> None:
+    async def _complete(self, waiters: list[Waiter[R]], results: list[R]) -> None:
         woken = False
-        for (_, waiter), result in zip(batch, results, strict=True):
-            if waiter.done():
-                continue
+        for waiter, result in zip(waiters, results, strict=True):
             if isinstance(waiter, asyncio.Future):
-                waiter.set_result(result)
-                woken = True
+                if not waiter.done():  # its caller may have been cancelled
+                    waiter.set_result(result)
+                    woken = True
                 continue
             if woken:
                 # An earlier item's task resumes on the loop's next turn: it goes first, so

@@ -222,10 +222,13 @@ class Adapter(ABC):
         socket connecting now was sent nothing recorded at or before it."""
         return None
 
-    def emit_to(self, socket: Socket, packet: Packet, flags: BroadcastFlags) -> Awaitable[None]:
+    def emit_to(
+        self, socket: Socket, packet: Packet, flags: BroadcastFlags
+    ) -> Awaitable[None] | None:
         """Send an EVENT without an acknowledgement to one connected socket (``socket.emit``,
         ``flags`` its own room): with recovery on, recorded first, and sent in its place among
-        the connection's packets once it is, without the emitter waiting for the store."""
+        the connection's packets once it is, without the emitter waiting for the store. The
+        send to await, if there is one."""
         return socket.client.send(packet)
 
     def record(self, packet: Packet, flags: BroadcastFlags) -> str | Awaitable[str | None] | None:

@@ -227,7 +227,9 @@ class Socket:
             if state is _CONNECTED:
                 # Sent once recorded, in its place among this connection's packets; the
                 # emitter need not wait for the store.
-                await self.nsp.adapter.emit_to(self, packet, flags)
+                sending = self.nsp.adapter.emit_to(self, packet, flags)
+                if sending is not None:
+                    await sending
                 return
             # From a middleware or connect handler: recorded now, sent after the CONNECT reply.
             recorded = self.nsp.adapter.record(packet, flags)

@@ -270,14 +270,13 @@ class Session:
         that reads slowly) goes on in a task of this session's. For a sender that must not
         wait on one client: a recorded emit goes out from the recovery store's grouped write,
         which serves every client."""
-        self._go(self.send(data))
+        self._go(self.send(data).__await__())
 
     def post_packets(self, packets: list[Packet]) -> None:
         """:meth:`send_packets` without waiting, as :meth:`post`."""
-        self._go(self.send_packets(packets))
+        self._go(self.send_packets(packets).__await__())
 
-    def _go(self, sending: Awaitable[None]) -> None:
-        steps = sending.__await__()
+    def _go(self, steps: Generator[Any, None, None]) -> None:
         try:
             waiting = next(steps)
         except StopIteration:

@@ -120,8 +120,8 @@ def _document_row(packet: PacketRecord, room_columns: SetMemo[tuple[str, str]]) 
     server takes it back out unchanged, and neither side escapes it."""
     text, buffers = serialized(packet)
     first = packet.data[0] if packet.data else ""
-    rooms, names = room_columns(packet.rooms)
-    except_rooms = room_columns(packet.except_rooms)[0]
+    rooms, names = room_columns[packet.rooms]
+    except_rooms = room_columns[packet.except_rooms][0]
     attachments = base64.b64encode(pack_buffers(buffers)).decode() if buffers else ""
     return (
         f"[{encode_basestring(packet.namespace)},"

@@ -154,22 +154,23 @@ def _entry(stream: int, packet: PacketRecord, room_lists: SetMemo[bytes]) -> byt
     """One entry of the append script's blob: its stream's index in KEYS, its field count,
     then its fields and values, each as "<length>:<bytes>" (written out here rather than by a
     function per field: this runs for every packet recorded)."""
-    text, buffers = serialized(packet)
+    dumped = packet.dumped  # serialized(), inline: this runs for every packet recorded
+    text, buffers = dumped if dumped is not None else serialized(packet)
     data = text.encode()
     rooms = packet.rooms
     if not buffers and not packet.except_rooms and packet.exclude_sid is None and stream < 10:
         # Most packets: sent to rooms (a socket's own, for socket.emit) or to all; one format.
         if rooms:
-            return b"1:%d1:41:d%d:%b1:r%b" % (stream, len(data), data, room_lists(rooms))
+            return b"1:%d1:41:d%d:%b1:r%b" % (stream, len(data), data, room_lists[rooms])
         return b"1:%d1:21:d%d:%b" % (stream, len(data), data)
     fields = [b"1:d%d:%b" % (len(data), data)]
     if buffers:
         packed = pack_buffers(buffers)
         fields.append(b"1:b%d:%b" % (len(packed), packed))
     if rooms:
-        fields.append(b"1:r" + room_lists(rooms))
+        fields.append(b"1:r" + room_lists[rooms])
     if packet.except_rooms:
-        fields.append(b"1:x" + room_lists(packet.except_rooms))
+        fields.append(b"1:x" + room_lists[packet.except_rooms])
     if packet.exclude_sid is not None:
         sid = packet.exclude_sid.encode()
         fields.append(b"1:s%d:%b" % (len(sid), sid))

@@ -113,21 +113,20 @@ def load_data(text: str, buffers: list[bytes]) -> list[Any]:
     return data
 
 
-class SetMemo(Generic[T]):
-    """What ``make`` gives for a room set, made once per set: the same few sets (a socket's
-    own room, a chat's room) come with most packets. Bounded: cleared when full."""
+class SetMemo(dict[frozenset[str], T]):
+    """What ``make`` gives for a room set, made once per set: ``memo[rooms]`` (the same few
+    sets, a socket's own room or a chat's room, come with most packets, and a hit costs no
+    Python call). Bounded: cleared when full."""
 
     def __init__(self, make: Callable[[frozenset[str]], T], size: int = 4096) -> None:
+        super().__init__()
         self._make = make
         self._size = size
-        self._made: dict[frozenset[str], T] = {}
 
-    def __call__(self, rooms: frozenset[str]) -> T:
-        made = self._made.get(rooms)
-        if made is None:
-            if len(self._made) >= self._size:
-                self._made.clear()
-            made = self._made[rooms] = self._make(rooms)
+    def __missing__(self, rooms: frozenset[str]) -> T:
+        if len(self) >= self._size:
+            self.clear()
+        made = self[rooms] = self._make(rooms)
         return made
 
 
@@ -301,19 +300,18 @@ class RecoveryStore(ABC):
     def record(self, packet: PacketRecord) -> str | Awaitable[str]:
         """Append one packet, grouped with concurrent calls; its offset, or an awaitable of it
         (a store that writes at once gives the offset: one coroutine less per packet)."""
-        return self._packet_writes().add(packet)
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.record_later(packet, future)
+        return future
 
     def record_later(self, packet: PacketRecord, waiter: Waiter[str]) -> None:
         """Append one packet, grouped with concurrent calls: ``waiter`` gets its offset (or
         the write's error) when it is written, in the order of the calls."""
-        self._packet_writes().add_waiter(packet, waiter)
-
-    def _packet_writes(self) -> WriteGroup[PacketRecord, str]:
         purging = self._purging
         if purging is None or purging.done():
             self._purge_in_background()
         writes = self._writes.get(asyncio.get_running_loop())
-        return (writes if writes is not None else self._writes_here()).packets
+        (writes if writes is not None else self._writes_here()).packets.add_waiter(packet, waiter)
 
     async def save_session(self, session: SessionRecord) -> None:
         """Keep one session, grouped with concurrent calls."""

@@ -20,6 +20,7 @@ from ..socketio.adapter import (
     RecoveredSession,
     SessionRecord,
 )
+from ..socketio.broadcast import BroadcastFlags
 from ..socketio.client import Deferred
 from ..socketio.packet import encode
 from ..socketio.socket import SocketState
@@ -27,7 +28,6 @@ from .live import LiveSessions
 from .store import PacketRecord, RecoveryStore, dump_data
 
 if TYPE_CHECKING:
-    from ..socketio.broadcast import BroadcastFlags
     from ..socketio.bus import RemoteSocket
     from ..socketio.packet import Packet
     from ..socketio.socket import Socket
@@ -61,12 +61,18 @@ class _RecordedEmit(Deferred):
     def set_result(self, offset: str) -> None:
         dumped = self.entry.dumped
         assert dumped is not None
-        packet = self.packet
-        self.adapter._recorded(packet, dumped, offset)
-        socket = self.socket
-        # A socket that left meanwhile gets nothing more (a server-side disconnect waits for
-        # what was emitted before it: Client.flushed).
-        socket.client.fill(self, encode(packet) if socket.state is _CONNECTED else [])
+        packet, socket, adapter = self.packet, self.socket, self.adapter
+        adapter._recorded(packet, dumped, offset)
+        if socket.state is _CONNECTED:
+            socket.client.fill(self, encode(packet))
+            return
+        # Gone meanwhile (a server-side disconnect waits for what was emitted before it:
+        # Client.flushed). A client being restored, or restored already, in any process may
+        # have read the log before this write landed: it gets the packet as a broadcast to
+        # its id reaches it, held until its CONNECT reply, never twice.
+        socket.client.fill(self, [])
+        own_room = BroadcastFlags(rooms=self.entry.rooms)
+        socket.nsp.server.spawn(adapter.inner.broadcast(packet, own_room, offset))
 
     def set_exception(self, exc: BaseException) -> None:
         # Not recorded: sent all the same, as a failed broadcast is, as it was when emitted.

@@ -216,3 +216,22 @@ async def test_an_emit_whose_write_was_cancelled_is_dropped_and_holds_nothing_ba
     assert await client.emit_with_ack("emit-then-ack", "next") == ["ack"]
     assert await client.expect_event("next") == [1, "1"]
     await client.disconnect()
+
+
+async def test_a_client_restored_while_its_emit_is_written_gets_it_once(
+    make_server: Maker,
+) -> None:
+    server, store, log = make_server()
+    client = client_of(server)
+    await client.connect()
+    await client.emit("emit-then-ack", "in flight")
+    await wait_for(lambda: log == ["emitted"])
+    await client.drop()
+    # Restored before the write lands: the log it reads does not hold the packet yet.
+    await client.reconnect()
+    assert client.recovered is True
+    assert await client.receive_nothing(0.05)
+    store.gate.set()
+    assert await client.expect_event("in flight") == [1, "1"]
+    assert await client.receive_nothing()
+    await client.disconnect()

@@ -286,7 +286,7 @@ class RecoveryAdapter(Adapter):
         entry = self._entry(packet, flags)
         store = self.store
         if store.writes_at_once:
-            self.record_entry(packet, entry)
+            self._record_entry(packet, entry)
             return socket.client.send(packet)
         # No future and no wait: the store's grouped write fills the packet's place in the
         # connection's send order (the emitting handler usually ends meanwhile, and its
@@ -302,7 +302,7 @@ class RecoveryAdapter(Adapter):
     def record(self, packet: Packet, flags: BroadcastFlags) -> str | Awaitable[str | None] | None:
         if flags.volatile or packet.id is not None:
             return None
-        return self.record_entry(packet, self._entry(packet, flags))
+        return self._record_entry(packet, self._entry(packet, flags))
 
     def _entry(self, packet: Packet, flags: BroadcastFlags) -> PacketRecord:
         data: list[Any] = packet.data
@@ -318,7 +318,7 @@ class RecoveryAdapter(Adapter):
             dump_data(data),
         )
 
-    def record_entry(
+    def _record_entry(
         self, packet: Packet, entry: PacketRecord
     ) -> str | Awaitable[str | None] | None:
         dumped = entry.dumped

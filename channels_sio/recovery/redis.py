@@ -41,7 +41,6 @@ except ImportError as exc:  # redis-py comes with an extra, not with the package
     ) from exc
 
 from ..socketio.adapter import SessionRecord
-from ..socketio.packet import dump_json
 from .perloop import PerLoop
 from .resp import RedisLink, Script
 from .store import (
@@ -50,9 +49,9 @@ from .store import (
     PacketRecord,
     RecoveryStore,
     SetMemo,
+    dump_data,
     load_data,
     pack_buffers,
-    serialized,
     unpack_buffers,
 )
 
@@ -146,7 +145,7 @@ def _id(raw: bytes) -> StreamId:
 
 def _room_list(rooms: frozenset[str]) -> bytes:
     """A room set as an entry's value: its JSON list, with the length before it."""
-    room_list = dump_json(sorted(rooms))[0].encode()
+    room_list = dump_data(sorted(rooms))[0].encode()
     return b"%d:%b" % (len(room_list), room_list)
 
 
@@ -155,7 +154,7 @@ def _entry(stream: int, packet: PacketRecord, room_lists: SetMemo[bytes]) -> byt
     then its fields and values, each as "<length>:<bytes>" (written out here rather than by a
     function per field: this runs for every packet recorded)."""
     dumped = packet.dumped  # serialized(), inline: this runs for every packet recorded
-    text, buffers = dumped if dumped is not None else serialized(packet)
+    text, buffers = dumped if dumped is not None else dump_data(packet.data)
     data = text.encode()
     rooms = packet.rooms
     if not buffers and not packet.except_rooms and packet.exclude_sid is None and stream < 10:

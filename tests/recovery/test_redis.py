@@ -20,7 +20,8 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 
 from channels_sio.recovery import PacketRecord, resp
-from channels_sio.recovery.redis import RedisStore
+from channels_sio.recovery.redis import RedisStore, _entry, _room_list
+from channels_sio.recovery.store import SetMemo
 from channels_sio.socketio.adapter import SessionRecord
 
 pytestmark = pytest.mark.redis
@@ -420,3 +421,56 @@ async def test_offsets_beyond_redis_ids_read_as_none(make: StoreMaker, offset: s
 def test_max_len_must_leave_an_entry() -> None:
     with pytest.raises(ValueError, match="max_len"):
         RedisStore(max_len=0)
+
+
+def spelled_out(stream: int, fields: list[tuple[bytes, bytes]]) -> bytes:
+    """An entry of the append script's blob as its format is written down: the stream's index,
+    the field count, then each field and value, every part as ``<length>:<bytes>``."""
+    parts = [b"%d" % stream, b"%d" % (2 * len(fields))]
+    for name, value in fields:
+        parts += [name, value]
+    return b"".join(b"%d:%b" % (len(part), part) for part in parts)
+
+
+@pytest.mark.parametrize(
+    ("record", "stream", "fields"),
+    [
+        # The common shapes, which _entry writes with one format.
+        (PacketRecord("/", ["tick", 1]), 3, [(b"d", b'["tick",1]')]),
+        (
+            PacketRecord("/", ["tick", "é"], rooms=frozenset({"b", "a"})),
+            9,
+            [(b"d", '["tick","é"]'.encode()), (b"r", b'["a","b"]')],
+        ),
+        # The others, field by field.
+        (
+            PacketRecord("/", ["tick", 1], rooms=frozenset({"a"})),
+            12,
+            [(b"d", b'["tick",1]'), (b"r", b'["a"]')],
+        ),
+        (
+            PacketRecord("/", ["bin", b"\x00\x01"]),
+            3,
+            [
+                (b"d", b'["bin",{"_placeholder":true,"num":0}]'),
+                (b"b", b"\x00\x00\x00\x02\x00\x01"),
+            ],
+        ),
+        (
+            PacketRecord(
+                "/",
+                ["tick"],
+                rooms=frozenset({"a"}),
+                except_rooms=frozenset({"x"}),
+                exclude_sid="s1",
+            ),
+            4,
+            [(b"d", b'["tick"]'), (b"r", b'["a"]'), (b"x", b'["x"]'), (b"s", b"s1")],
+        ),
+    ],
+)
+def test_entries_follow_the_written_format(
+    record: PacketRecord, stream: int, fields: list[tuple[bytes, bytes]]
+) -> None:
+    # _entry writes the common shapes with a format of their own; both must give this.
+    assert _entry(stream, record, SetMemo(_room_list)) == spelled_out(stream, fields)

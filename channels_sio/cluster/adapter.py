@@ -122,6 +122,9 @@ class ClusterAdapter(LocalAdapter):
         await super().disconnect_sockets(flags, close)
         await self._command(flags, "disconnect", close)
 
+    async def took_over(self, pid: str) -> None:
+        await self._command(BroadcastFlags(), "taken_over", pid)
+
 
 class CrossNode:
     """The Socket.IO server's bus (``socketio.bus.Bus``): remote sockets and server-side
@@ -210,6 +213,8 @@ class CrossNode:
             await nsp.adapter.del_sockets(flags, frozenset(argument))
         elif command == "disconnect":
             await nsp.adapter.disconnect_sockets(flags, bool(argument))
+        elif command == "taken_over":
+            await nsp.adapter.taken_over(str(argument))
 
     async def _on_socket(self, message: dict[str, Any]) -> None:
         nsp = self.server.lookup(message["ns"])

@@ -427,6 +427,11 @@ class RecoveryAdapter(Adapter):
                 self.inner.release(sid)
         if missed is None:
             return None
+        if self._live is not None:
+            # Kept while connected, its socket may still be open in another process that has
+            # not noticed the client went (it came back here faster): that one must go, and
+            # must not keep its session over this one's when it does.
+            await self.inner.took_over(pid)
         return RecoveredSession(
             session,
             [(at, packet.data) for at, packet in missed if packet.reaches(sid, rooms)],
@@ -445,6 +450,24 @@ class RecoveryAdapter(Adapter):
         if key is None:
             return offset  # malformed: read_after says so
         return position if start is not None and key < start else offset
+
+    async def took_over(self, pid: str) -> None:
+        await self.inner.took_over(pid)
+
+    async def taken_over(self, pid: str) -> None:
+        old = self._pids.get(pid)
+        if old is None:
+            return
+        del self._pids[pid]
+        if self._live is not None:
+            self._live.gone(old)
+        # Its session is the other process's now: closing, this socket neither keeps it (over
+        # the newer one) nor discards it.
+        old.pid = None
+        logger.info(
+            "socket %s was recovered in another process: its connection here closes", old.id
+        )
+        await old.client.session.close(CloseReason.TRANSPORT_CLOSE)
 
     async def _take_over(self, pid: str, user_id: str | None) -> None:
         """The client came back before this process noticed it had gone: its old connection

@@ -253,6 +253,16 @@ class Adapter(ABC):
         without recovery or when it cannot be restored."""
         return None
 
+    async def took_over(self, pid: str) -> None:  # noqa: B027
+        """A restore in this process took over session ``pid``, which was kept while its
+        socket was connected (``persist_live_sessions``): the other processes close that
+        socket's connection if they still hold it. Nothing to do in one process."""
+
+    async def taken_over(self, pid: str) -> None:  # noqa: B027
+        """Another process took over session ``pid``: close its socket's connection here,
+        if this process still holds it, without keeping or discarding the session (it is the
+        other process's now). Nothing to do without recovery."""
+
     async def close(self) -> None:  # noqa: B027
         """Release what the adapter holds (the server is shutting down)."""
 

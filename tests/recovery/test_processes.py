@@ -18,6 +18,7 @@ import pytest
 import socketio
 
 from tests.cluster.conftest import running_cluster
+from tests.recovery.wire import call, event_of, join, raw
 from tests.support import servers
 from tests.support.ci import require
 from tests.support.driver import Driver, wait_for
@@ -303,3 +304,46 @@ def test_a_client_of_a_killed_worker_recovers_on_the_other(
         wait_for(lambda: session_rooms(env, a["pid"]) is not None, 5, "kept on B")
         driver("leave", name="A")
         wait_for(lambda: session_rooms(env, a["pid"]) is None, 5, "discarded")
+
+
+async def rooms_kept(env: dict[str, str], pid: str, rooms: list[str], what: str) -> None:
+    """Wait until the store keeps ``rooms`` for ``pid``, without blocking the loop (the raw
+    sockets answer pings on it)."""
+    deadline = time.monotonic() + 5
+    while (found := await asyncio.to_thread(session_rooms, env, pid)) != sorted(rooms):
+        assert time.monotonic() < deadline, f"{what}: the store keeps {found!r}"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_client_back_on_the_other_worker_before_the_first_noticed_takes_over(
+    live_store_env: dict[str, str],
+) -> None:
+    """With persist_live_sessions the session is in the store while its socket is connected,
+    so a client whose connection went silent can recover on the other worker before the first
+    noticed. That worker then closes the old connection at once, and never keeps its older
+    session over the new one's."""
+    env = live_store_env
+    with running_cluster(env["REDIS_URL"], SETTINGS, ("uvicorn", "daphne"), env) as cluster:
+        # Stops answering pings: the first worker notices after its heartbeat (1.8 s).
+        async with raw(cluster[0], pong=False) as old:
+            first = await join(old, {"rooms": ["red"]})
+            pid, sid = first["pid"], first["sid"]
+            await rooms_kept(env, pid, ["red", sid], "kept while connected")
+            async with raw(cluster[1]) as sock:
+                again = await join(sock, {"pid": pid})
+                assert again["sid"] == sid
+                info = (await call(sock, 1, "info"))[0]
+                assert (info["recovered"], info["rooms"]) == (True, ["red"])
+                assert (await call(sock, 2, "join", "blue"))[0] is True
+                await rooms_kept(env, pid, ["blue", "red", sid], "the new session")
+                assert await old.closed() is not None
+                # Past that heartbeat (and before the next rewrite of the new session, every
+                # quarter of max_disconnection_duration): the new session is the one kept.
+                await asyncio.sleep(2.5)
+                kept = await asyncio.to_thread(session_rooms, env, pid)
+                assert kept == sorted(["blue", "red", sid])
+                got: list[str] = []
+                await call(
+                    sock, 3, "cast", {"event": "m", "args": ["once"], "to": ["red"]}, before=got
+                )
+                assert [event_of(frame)[:2] for frame in got] == [["m", "once"]]

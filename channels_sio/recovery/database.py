@@ -113,21 +113,22 @@ def _room_columns(rooms: frozenset[str]) -> tuple[str, str]:
 
 
 def _document_row(packet: PacketRecord, room_columns: SetMemo[tuple[str, str]]) -> str:
-    """A packet's row but its creation time as a JSON array, in ``_INSERT_COLUMNS``'s order:
-    made on the event loop (where the application may change the objects it emitted), as
-    text, without a dict or a JSON encoder call per row. The payload goes in as the JSON it
-    is, not as a string of it: the ``json`` type keeps an element's text as written, so the
-    server takes it back out unchanged, and neither side escapes it."""
+    """A packet's row but its creation time as a JSON object whose keys are
+    ``_DOCUMENT_KEYS``: made on the event loop (where the application may change the objects
+    it emitted), as text, without a dict or a JSON encoder call per row. The payload goes in
+    as the JSON it is, not as a string of it: the ``json`` type keeps a value's text as
+    written, so the server takes it back out unchanged, and neither side escapes it."""
     text, buffers = serialized(packet)
     first = packet.data[0] if packet.data else ""
     rooms, names = room_columns[packet.rooms]
     except_rooms = room_columns[packet.except_rooms][0]
     attachments = base64.b64encode(pack_buffers(buffers)).decode() if buffers else ""
     return (
-        f"[{encode_basestring(packet.namespace)},"
-        f"{encode_basestring(first if isinstance(first, str) else '')},"
-        f'{text},"{attachments}",'
-        f"{rooms},{except_rooms},{names},{encode_basestring(packet.exclude_sid or '')}]"
+        f'{{"a":{encode_basestring(packet.namespace)},'
+        f'"b":{encode_basestring(first if isinstance(first, str) else "")},'
+        f'"c":{text},"d":"{attachments}",'
+        f'"e":{rooms},"f":{except_rooms},"g":{names},'
+        f'"h":{encode_basestring(packet.exclude_sid or "")}}}'
     )
 
 
@@ -142,11 +143,12 @@ _INSERT_COLUMNS = (
     "room_names",
     "exclude_sid",
 )
-#: Columns written as base64, as JSON for a jsonb column, and as the JSON text itself in the
-#: PostgreSQL statement's document.
-_BINARY_COLUMNS = frozenset({"attachments"})
-_JSON_COLUMNS = frozenset({"rooms", "except_rooms"})
-_RAW_JSON_COLUMNS = frozenset({"payload"})
+#: The PostgreSQL statement's document: a row's key for each of ``_INSERT_COLUMNS`` (one
+#: letter: the server matches every key of every row), and the type the server reads it as:
+#: base64 text for the binary column, JSON for the jsonb ones, and the ``json`` type for the
+#: payload, whose text it keeps exactly (key order, duplicate keys, number spelling).
+_DOCUMENT_KEYS = dict(zip(_INSERT_COLUMNS, "abcdefgh", strict=True))
+_DOCUMENT_TYPES = {"payload": "json", "rooms": "jsonb", "except_rooms": "jsonb"}
 #: Rows per INSERT: 9 values each keeps a statement under SQLite's 999 variables.
 _INSERT_CHUNK = 100
 
@@ -333,21 +335,25 @@ class DatabaseStore(RecoveryStore):
         statement = self._statement
         if statement is None:
             quote = connection.ops.quote_name
+            keys = _DOCUMENT_KEYS.values()
+            # One parse of each row's object (json_to_recordset); extracting the fields of a
+            # ``json`` array element by index scans its text once per field.
+            types = ", ".join(
+                f"{key} {_DOCUMENT_TYPES.get(name, 'text')}" for name, key in _DOCUMENT_KEYS.items()
+            )
             values = ", ".join(
-                f"decode(e->>{index}, 'base64')"
-                if name in _BINARY_COLUMNS
-                else f"(e->{index})::jsonb"
-                if name in _JSON_COLUMNS
-                else f"(e->{index})::text"
-                if name in _RAW_JSON_COLUMNS
-                else f"e->>{index}"
-                for index, name in enumerate(_INSERT_COLUMNS)
+                f"decode({key}, 'base64')"
+                if name == "attachments"
+                else f"{key}::text"
+                if name == "payload"
+                else key
+                for name, key in _DOCUMENT_KEYS.items()
             )
             columns = ", ".join(quote(name) for name in (*_INSERT_COLUMNS, "created"))
             statement = self._statement = (
                 f"INSERT INTO {quote(RecoveryPacket._meta.db_table)} ({columns}) "
-                f"SELECT {values}, %s FROM json_array_elements(%s::json) WITH ORDINALITY "
-                f"AS d(e, n) ORDER BY n RETURNING {quote('id')}"
+                f"SELECT {values}, %s FROM ROWS FROM (json_to_recordset(%s::json) AS ({types})) "
+                f"WITH ORDINALITY AS d({', '.join(keys)}, n) ORDER BY n RETURNING {quote('id')}"
             )
         return statement
 

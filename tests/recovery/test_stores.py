@@ -4,6 +4,7 @@ Redis store (channels_sio/recovery/store.py states the rules)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -85,6 +86,17 @@ async def test_malformed_offsets_read_as_none(make_store: StoreFactory, offset: 
     store = make_store()
     await store.append([packet(0)])
     assert await store.read_after(["/chat"], offset) is None
+
+
+async def test_objects_come_back_with_their_keys_in_order(make_store: StoreFactory) -> None:
+    # A replayed event is the one the client would have got: JavaScript code sees key order.
+    store = make_store()
+    first = await store.append([packet(0)])
+    data = ["tick", {"zeta": 1, "alpha": {"y": 2, "b": 3}, "mid": [{"k2": 1, "k1": 2}]}]
+    await store.append([PacketRecord("/chat", data), PacketRecord("/chat", data, frozenset("r"))])
+    got = await store.read_after(["/chat"], first[0])
+    assert got is not None
+    assert [json.dumps(record.data) for _, record in got] == [json.dumps(data)] * 2
 
 
 async def test_concurrent_records_are_grouped_into_few_writes(

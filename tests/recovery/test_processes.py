@@ -115,25 +115,32 @@ def test_a_client_restored_on_another_node_while_its_emit_is_written_gets_it_onc
 ) -> None:
     """The restore on the other node reads the log before the write lands: the packet reaches
     the restored socket through the cluster, once."""
-    options = {"url": recovery_redis_url, "prefix": f"csio-e2e-{secrets.token_hex(4)}"}
+    import redis
+
+    prefix = f"csio-e2e-{secrets.token_hex(4)}"
+    gate = f"{prefix}:gate"
+    options = {"url": recovery_redis_url, "prefix": prefix, "gate": gate}
     env = {
         "REDIS_URL": redis_url,
         "CSIO_LAYER_PREFIX": f"csio{secrets.token_hex(4)}",
         "CSIO_RECOVERY_STORE": "tests.recovery.slow_store.SlowRedisStore",
-        "CSIO_RECOVERY_OPTIONS": json.dumps({**options, "delay": 3.0}),
+        "CSIO_RECOVERY_OPTIONS": json.dumps(options),
     }
-    with running_cluster(redis_url, SETTINGS, ("uvicorn", "daphne"), env) as cluster:
+    with (
+        running_cluster(redis_url, SETTINGS, ("uvicorn", "daphne"), env) as cluster,
+        redis.Redis.from_url(recovery_redis_url) as store_redis,
+    ):
         a = open_on(driver, cluster[0], "A")
         open_on(driver, cluster[1], "B")
-        # Its acknowledgement waits behind the emit, whose write takes 3 s.
+        # Its acknowledgement waits behind the emit, whose write waits for the gate.
         driver("callLater", name="A", event="self", args=[{"event": "m", "args": [1]}])
         time.sleep(0.5)
         driver("drop", name="A")
-        time.sleep(0.5)
         back = driver("reconnect", name="A", url=cluster[1].url, clear=True)
         assert back["recovered"] is True
         assert back["id"] == a["id"]
         assert driver("events", name="A") == []  # the log did not show it yet
+        store_redis.set(gate, 1)  # now the write lands
         got = driver("wait", name="A", event="m", ms=10_000)
         assert [event[1] for event in got] == [1]
         assert isinstance(got[0][2], str)

@@ -458,16 +458,28 @@ class RecoveryAdapter(Adapter):
         old = self._pids.get(pid)
         if old is None:
             return
-        del self._pids[pid]
-        if self._live is not None:
-            self._live.gone(old)
-        # Its session is the other process's now: closing, this socket neither keeps it (over
-        # the newer one) nor discards it.
-        old.pid = None
+        # The client came back elsewhere, with every namespace of this connection, whose
+        # sessions are all in the store (kept while connected): as the connection closes, none
+        # is kept again over the newer ones, nor discarded.
+        for socket in list(old.client.sockets.values()):
+            adapter = socket.nsp.adapter
+            if isinstance(adapter, RecoveryAdapter):
+                adapter._disown(socket)
         logger.info(
             "socket %s was recovered in another process: its connection here closes", old.id
         )
         await old.client.session.close(CloseReason.TRANSPORT_CLOSE)
+
+    def _disown(self, socket: Socket) -> None:
+        """``socket``'s session is another process's now: it no longer has a pid here."""
+        pid = socket.pid
+        if pid is None:
+            return
+        if self._pids.get(pid) is socket:
+            del self._pids[pid]
+        if self._live is not None:
+            self._live.gone(socket)
+        socket.pid = None
 
     async def _take_over(self, pid: str, user_id: str | None) -> None:
         """The client came back before this process noticed it had gone: its old connection

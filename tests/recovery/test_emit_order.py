@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from channels_sio.recovery import (
     RecoveryStore,
 )
 from channels_sio.socketio import ServerConfig, SocketIOServer
+from channels_sio.testing import SocketIOCommunicator
 
 from .conftest import client_of
 
@@ -49,26 +51,27 @@ class GatedStore(MemoryStore):
         return [MemoryStore.record(self, packet) for packet in packets]
 
 
+@dataclass
+class Gated:
+    """A client connected to a server made by :func:`gated_server`."""
+
+    store: GatedStore
+    log: list[str]
+    client: SocketIOCommunicator
+
+
 @pytest.fixture
-def make_server(
-    servers: list[SocketIOServer],
-) -> Iterator[Callable[[], tuple[SocketIOServer, GatedStore, list[str]]]]:
-    """Makes servers with gated stores, whose gates open before the servers shut down (a
-    failed test must not leave the store's close waiting for its write)."""
-    stores: list[GatedStore] = []
-
-    def make() -> tuple[SocketIOServer, GatedStore, list[str]]:
-        server, store, log = gated_server()
-        servers.append(server)
-        stores.append(store)
-        return server, store, log
-
-    yield make
-    for store in stores:
+async def gated(servers: list[SocketIOServer]) -> AsyncIterator[Gated]:
+    """A connected client of a server with a gated store, whose gate opens before the server
+    shuts down (a failed test must not leave the store's close waiting for its write)."""
+    server, store, log = gated_server()
+    servers.append(server)
+    client = client_of(server)
+    await client.connect()
+    try:
+        yield Gated(store, log, client)
+    finally:
         store.gate.set()
-
-
-Maker = Callable[[], tuple[SocketIOServer, "GatedStore", list[str]]]
 
 
 def gated_server() -> tuple[SocketIOServer, GatedStore, list[str]]:
@@ -111,11 +114,9 @@ async def wait_for(condition: Any) -> None:
 
 
 async def test_the_emitter_goes_on_and_its_acknowledgement_follows_the_event(
-    make_server: Maker,
+    gated: Gated,
 ) -> None:
-    server, store, log = make_server()
-    client = client_of(server)
-    await client.connect()
+    store, log, client = gated.store, gated.log, gated.client
     answer = asyncio.ensure_future(client.emit_with_ack("emit-then-ack", "news"))
     await wait_for(lambda: log == ["emitted"])  # the handler did not wait for the write
     assert await client.receive_nothing(0.05)
@@ -129,11 +130,9 @@ async def test_the_emitter_goes_on_and_its_acknowledgement_follows_the_event(
 
 
 async def test_what_follows_a_recorded_emit_keeps_its_order(
-    make_server: Maker,
+    gated: Gated,
 ) -> None:
-    server, store, log = make_server()
-    client = client_of(server)
-    await client.connect()
+    store, log, client = gated.store, gated.log, gated.client
     await client.emit("mixed")
     # The broadcast waits for its write: the handler stops there, the packets before it wait.
     await asyncio.sleep(0.05)
@@ -153,11 +152,9 @@ async def test_what_follows_a_recorded_emit_keeps_its_order(
 
 
 async def test_a_server_disconnect_sends_what_was_emitted_before_it(
-    make_server: Maker,
+    gated: Gated,
 ) -> None:
-    server, store, log = make_server()
-    client = client_of(server)
-    await client.connect()
+    store, log, client = gated.store, gated.log, gated.client
     await client.emit("emit-then-leave")
     await asyncio.sleep(0.05)
     assert log == []  # the disconnect waits for the emit's write
@@ -167,11 +164,9 @@ async def test_a_server_disconnect_sends_what_was_emitted_before_it(
 
 
 async def test_an_emit_the_store_failed_goes_out_unrecorded_in_its_place(
-    make_server: Maker, caplog: pytest.LogCaptureFixture
+    gated: Gated, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server, store, _ = make_server()
-    client = client_of(server)
-    await client.connect()
+    store, client = gated.store, gated.client
     store.fail = True
     store.gate.set()
     with caplog.at_level(logging.ERROR, "channels_sio.recovery"):
@@ -182,11 +177,9 @@ async def test_an_emit_the_store_failed_goes_out_unrecorded_in_its_place(
 
 
 async def test_a_socket_lost_while_its_emit_is_written_gets_it_on_recovery(
-    make_server: Maker,
+    gated: Gated,
 ) -> None:
-    server, store, log = make_server()
-    client = client_of(server)
-    await client.connect()
+    store, log, client = gated.store, gated.log, gated.client
     await client.emit("emit-then-ack", "late")
     await wait_for(lambda: log == ["emitted"])
     await client.drop()
@@ -200,11 +193,9 @@ async def test_a_socket_lost_while_its_emit_is_written_gets_it_on_recovery(
 
 
 async def test_an_emit_whose_write_was_cancelled_is_dropped_and_holds_nothing_back(
-    make_server: Maker,
+    gated: Gated,
 ) -> None:
-    server, store, log = make_server()
-    client = client_of(server)
-    await client.connect()
+    store, log, client = gated.store, gated.log, gated.client
     await client.emit("emit-then-ack", "never")
     await wait_for(lambda: log == ["emitted"])
     flushing = store._writes[asyncio.get_running_loop()].packets._task
@@ -219,11 +210,9 @@ async def test_an_emit_whose_write_was_cancelled_is_dropped_and_holds_nothing_ba
 
 
 async def test_a_client_restored_while_its_emit_is_written_gets_it_once(
-    make_server: Maker,
+    gated: Gated,
 ) -> None:
-    server, store, log = make_server()
-    client = client_of(server)
-    await client.connect()
+    store, log, client = gated.store, gated.log, gated.client
     await client.emit("emit-then-ack", "in flight")
     await wait_for(lambda: log == ["emitted"])
     await client.drop()

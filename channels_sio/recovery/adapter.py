@@ -431,7 +431,7 @@ class RecoveryAdapter(Adapter):
             # Kept while connected, its socket may still be open in another process that has
             # not noticed the client went (it came back here faster): that one must go, and
             # must not keep its session over this one's when it does.
-            await self.inner.took_over(pid)
+            await self.took_over(pid)
         return RecoveredSession(
             session,
             [(at, packet.data) for at, packet in missed if packet.reaches(sid, rooms)],

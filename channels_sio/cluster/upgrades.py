@@ -45,6 +45,9 @@ _CLOSE_GOING_AWAY = 1001
 class _RelaySink:
     """The owner's end of a relayed WebSocket: its frames go to the relaying node."""
 
+    #: ``send_out`` raises a ConnectionError when the relaying node's channel is full.
+    closed_errors: tuple[type[Exception], ...] = (OSError,)
+
     def __init__(self, upgrades: RemoteUpgrades, sid: str, channel: str) -> None:
         self.upgrades = upgrades
         self.sid = sid
@@ -171,7 +174,7 @@ class RemoteUpgrades:
         pipe = self.pipes.get(message["sid"])
         if pipe is not None:
             # A client gone meanwhile: its socket's disconnect tells the owner.
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(*pipe.transport.sink.closed_errors):
                 await pipe.send(message["frame"])
 
     async def _on_relay_close(self, message: dict[str, Any]) -> None:

@@ -33,6 +33,11 @@ _MESSAGE = str(int(PacketType.MESSAGE))
 class WebSocketSink(Protocol):
     """What the transport needs of the consumer that owns the socket."""
 
+    #: What ``send_frame`` and ``close_socket`` raise once the socket is closed: the socket
+    #: is lost, not the worker.
+    @property
+    def closed_errors(self) -> tuple[type[Exception], ...]: ...
+
     async def accept(self) -> None: ...
 
     def send_frame(self, data: str | bytes) -> Awaitable[None]: ...
@@ -112,7 +117,7 @@ class WebSocketTransport(Transport):
                 if not self._queue:
                     break
                 batch, self._queue = self._queue, []
-        except OSError:
+        except self.sink.closed_errors:
             self._lost()
         finally:
             self._writing = False
@@ -220,5 +225,5 @@ class WebSocketTransport(Transport):
         self._queue.clear()
         try:
             await self.sink.close_socket(code)
-        except OSError:
+        except self.sink.closed_errors:
             logger.debug("socket already gone while closing it")

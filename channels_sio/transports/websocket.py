@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,6 +14,17 @@ from ..engineio.websocket import CLOSE_NORMAL, WebSocketTransport
 from .base import EngineSource, resolve_engine, track_consumer_task, untrack_consumer_task
 
 __all__ = ["WebSocketConsumer"]
+
+
+@functools.cache
+def _closed_errors() -> tuple[type[Exception], ...]:
+    # ASGI asks for an OSError from a send to a closed socket; daphne raises autobahn's
+    # Disconnected (a RuntimeError) from the client's close frame until its disconnect message.
+    try:
+        from autobahn.exception import Disconnected
+    except ImportError:
+        return (OSError,)
+    return (OSError, Disconnected)
 
 
 class WebSocketConsumer(AsyncWebsocketConsumer):
@@ -55,6 +67,11 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
             raise
         finally:
             untrack_consumer_task(task)
+
+    @property
+    def closed_errors(self) -> tuple[type[Exception], ...]:
+        """What the ASGI server's send raises once the socket is closed."""
+        return _closed_errors()
 
     def send_frame(self, data: str | bytes) -> Awaitable[None]:
         # The ASGI send's own awaitable, with no coroutine of ours around it (once per frame).

@@ -281,6 +281,8 @@ class StubOwner:
 class StubSink:
     """A WebSocket whose close waits for ``release`` (set by default)."""
 
+    closed_errors: tuple[type[Exception], ...] = (OSError,)
+
     def __init__(self) -> None:
         self.closing = asyncio.Event()
         self.closed: list[int] = []

@@ -121,3 +121,22 @@ async def test_client_closes_socket(protocol_server: ServerProcess) -> None:
         await sock.echo("4bye")
         await sock.close()
     assert await close_reason(protocol_server, handshake["sid"]) == "transport close"
+
+
+async def test_client_closing_while_the_server_writes(protocol_server: ServerProcess) -> None:
+    # A message and the close frame in one TCP segment: the ASGI server takes the close before
+    # the application answers the message, so the answer is written to a closing socket (daphne
+    # raises autobahn's Disconnected there, uvicorn an OSError). That closes this one session,
+    # with nothing logged as an error: as the client's close if it is handled first, else as
+    # a failed write (engine.io's reason too when ws refuses a send on a closing socket).
+    for _ in range(5):
+        offset = protocol_server.log_offset()
+        async with websocket_session(protocol_server) as (sock, handshake):
+            protocol = sock.ws.protocol
+            protocol.send_text(b"4" + b"x" * 10_000)
+            protocol.send_close(CLOSE_NORMAL)
+            sock.ws.transport.write(b"".join(protocol.data_to_send()))
+            await sock.recv_or_closed()
+        reason = await close_reason(protocol_server, handshake["sid"])
+        assert reason in {"transport close", "transport error"}
+        assert protocol_server.errors_logged(offset) == []

@@ -1,5 +1,6 @@
-"""Django system checks: a stable id and a hint for every wrong ``CHANNELS_SIO`` value, and
-warnings for channel-layer settings known to fail."""
+"""Django system checks: a stable id and a hint for every wrong ``CHANNELS_SIO`` value,
+warnings for channel-layer settings known to fail, and (``check --deploy``) for origins that
+let other sites' pages connect."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ __all__ = [
     "check_channel_layers",
     "check_layer_backends",
     "check_monitoring",
+    "check_origins",
     "check_recovery",
     "check_settings",
 ]
@@ -501,6 +503,31 @@ def check_channel_layers(
                     )
                 )
     return warnings
+
+
+@register(Tags.security, deploy=True)
+def check_origins(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """With ``check --deploy``: warn when pages of any origin may open Socket.IO connections."""
+    raw = user_settings()
+    if not isinstance(raw, dict) or raw.get("cors_allowed_origins") != "*":
+        return []
+    # Browsers send cookies with a cross-origin WebSocket handshake or polling POST whatever
+    # the CORS answer (it only hides the response): "*" lets another origin's page act as the
+    # user wherever SameSite lets the session cookie go.
+    return [
+        Warning(
+            f"{SETTING_NAME}['cors_allowed_origins'] is '*': pages of any origin may open "
+            "Socket.IO connections, with the user's session cookie wherever the browser "
+            "sends it (from other subdomains of your site with SESSION_COOKIE_SAMESITE "
+            "'Lax', from any site with 'None'), and so act as the signed-in user.",
+            hint='List the origins your pages are served from, e.g. ["https://app.example.com"], '
+            "or leave it None (same origin only). If no socket relies on the session cookie, "
+            "add channels_sio.W003 to SILENCED_SYSTEM_CHECKS.",
+            id="channels_sio.W003",
+        )
+    ]
 
 
 @register(Tags.compatibility)

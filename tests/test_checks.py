@@ -6,7 +6,7 @@ import sys
 from typing import Any
 
 import pytest
-from django.core.checks import Error, run_checks
+from django.core.checks import Error, Warning, run_checks
 from django.test import override_settings
 
 from channels_sio.checks import check_settings
@@ -475,3 +475,26 @@ def test_extras_that_are_installed_raise_nothing() -> None:
     with override_settings(CHANNEL_LAYERS=layers):
         assert "channels_sio.E024" not in [m.id for m in sio_messages()]
     assert recovery_ids({"store": "redis"}) == []
+
+
+def deploy_messages(value: Any) -> list[Any]:
+    with override_settings(CHANNELS_SIO=value):
+        return [
+            m for m in run_checks(include_deployment_checks=True) if m.id == "channels_sio.W003"
+        ]
+
+
+def test_any_origin_warns_at_deploy_only() -> None:
+    assert run_with({"cors_allowed_origins": "*"}) == []
+    [message] = deploy_messages({"cors_allowed_origins": "*", "cors_credentials": False})
+    assert isinstance(message, Warning)
+    assert "pages of any origin may open Socket.IO connections" in message.msg
+    assert message.hint.startswith('List the origins your pages are served from, e.g. ["https')
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{}, {"cors_allowed_origins": None}, {"cors_allowed_origins": ["https://example.com"]}, []],
+)
+def test_listed_or_same_origins_do_not_warn_at_deploy(value: Any) -> None:
+    assert deploy_messages(value) == []

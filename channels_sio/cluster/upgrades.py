@@ -5,7 +5,6 @@ relayed to the owner frame by frame (``engineio.handover``), through this module
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable
@@ -173,9 +172,7 @@ class RemoteUpgrades:
     async def _on_relay_out(self, message: dict[str, Any]) -> None:
         pipe = self.pipes.get(message["sid"])
         if pipe is not None:
-            # A client gone meanwhile: its socket's disconnect tells the owner.
-            with contextlib.suppress(*pipe.transport.sink.closed_errors):
-                await pipe.send(message["frame"])
+            pipe.send(message["frame"])
 
     async def _on_relay_close(self, message: dict[str, Any]) -> None:
         pipe = self.pipes.pop(message["sid"], None)

@@ -23,6 +23,7 @@ from .errors import CloseReason
 from .http import HttpRequest
 from .packet import Packet, PacketType, ParseError, decode_packet
 from .session import DONE, Handover, InvalidTransition
+from .websocket import CLOSE_NORMAL
 
 if TYPE_CHECKING:
     from .server import EngineIOServer
@@ -105,6 +106,11 @@ class RemoteProbe:
         self.request = request
         self.state = RemoteState.PROBING
         self._asked = False  # the owner began a handover for us: it must hear of a failure
+        # Relayed frames for the client not written yet, and the task writing them (see send).
+        self._outbox: list[str | bytes] = []
+        self._writing = False
+        # The owner closed the socket while frames were still being written: its close code.
+        self._close_after: int | None = None
         self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
             server.config.upgrade_timeout / 1000, self._timed_out
         )
@@ -179,17 +185,54 @@ class RemoteProbe:
 
     # -- relayed ------------------------------------------------------------------------
 
-    def send(self, frame: str | bytes) -> Awaitable[None]:
-        """A frame from the owner of a relayed socket, for the client."""
-        if self.state is not RemoteState.RELAYING:
-            return DONE
-        return self.transport.sink.send_frame(frame)
+    def send(self, frame: str | bytes) -> None:
+        """A frame from the owner of a relayed socket, for the client. Never waits for the
+        client: the caller serves every relayed socket of this process (and the rest of the
+        cluster's messages), and a client that does not read would hold them all. The frames
+        are written, in order, by a task of the server's; past ``max_queued_packets`` waiting,
+        the socket closes, as a local session closes when its client does not read."""
+        if self.state is not RemoteState.RELAYING or self._close_after is not None:
+            return
+        outbox = self._outbox
+        outbox.append(frame)
+        if len(outbox) > self.server.config.max_queued_packets:
+            logger.info("session %s: more than %d relayed frames queued", self.sid, len(outbox) - 1)
+            outbox.clear()
+            self._set_state(RemoteState.ENDED)
+            self.owner.relay_lost(self.sid, CLOSE_NORMAL)
+            self._close_after = CLOSE_NORMAL
+        if not self._writing:
+            self._writing = True
+            self.server.spawn(self._write_out())
+
+    async def _write_out(self) -> None:
+        transport = self.transport
+        sink = transport.sink
+        try:
+            while self._outbox:
+                frames, self._outbox = self._outbox, []
+                for frame in frames:
+                    await sink.send_frame(frame)
+        except sink.closed_errors:
+            # The socket is gone: its disconnect tells the owner (lost).
+            self._outbox.clear()
+        finally:
+            self._writing = False
+        code = self._close_after
+        if code is not None:
+            if self.state is RemoteState.RELAYING:
+                self._set_state(RemoteState.ENDED)
+            await transport.close_socket(code)
 
     async def close(self, code: int) -> None:
-        """The owner closed the relayed socket."""
-        if self.state is RemoteState.RELAYING:
-            self._set_state(RemoteState.ENDED)
-            await self.transport.close_socket(code)
+        """The owner closed the relayed socket: after the frames it sent before."""
+        if self.state is not RemoteState.RELAYING or self._close_after is not None:
+            return
+        if self._writing:
+            self._close_after = code
+            return
+        self._set_state(RemoteState.ENDED)
+        await self.transport.close_socket(code)
 
     async def lost(self, code: int) -> None:
         """The socket closed under this process (or the ASGI server is stopping it)."""

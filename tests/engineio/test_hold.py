@@ -15,7 +15,7 @@ import pytest
 
 from channels_sio.engineio.config import EngineIOConfig
 from channels_sio.engineio.errors import CloseReason
-from channels_sio.engineio.handover import HANDOVER, RemoteProbe, RemoteState
+from channels_sio.engineio.handover import HANDOVER, RELAY, RemoteProbe, RemoteState
 from channels_sio.engineio.http import HttpRequest
 from channels_sio.engineio.packet import Packet, PacketType
 from channels_sio.engineio.server import EngineIOServer, EngineObserver
@@ -342,3 +342,114 @@ async def test_shutdown_cancels_the_close_of_a_timed_out_remote_upgrade(
         await asyncio.sleep(0)
     assert sink.closed == []  # cancelled while it waited
     assert probe.state is RemoteState.ENDED
+
+
+class RelayingOwner(StubOwner):
+    """An owner process that has the probed session relayed to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.relayed: list[str | bytes] = []
+        self.lost: list[tuple[str, int]] = []
+
+    async def probe(self, sid: str, relay: RemoteProbe) -> str | None:
+        return RELAY
+
+    async def relay(self, sid: str, frame: str | bytes) -> None:
+        self.relayed.append(frame)
+
+    def relay_lost(self, sid: str, code: int) -> None:
+        self.lost.append((sid, code))
+
+
+class SlowReaderSink(StubSink):
+    """A WebSocket whose client reads nothing until ``readable`` is set: each send waits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[str | bytes] = []
+        self.readable = asyncio.Event()
+
+    async def send_frame(self, data: str | bytes) -> None:
+        await self.readable.wait()
+        self.sent.append(data)
+
+
+async def relaying_probe(
+    server: EngineIOServer, sink: StubSink
+) -> tuple[RemoteProbe, RelayingOwner]:
+    owner = RelayingOwner()
+    transport = WebSocketTransport(sink, server.config.max_payload)
+    request = HttpRequest("GET", {"EIO": "4", "transport": "websocket", "sid": "elsewhere"}, {})
+    probe = RemoteProbe(server, owner, "elsewhere", transport, request)
+    transport.remote = probe
+    await transport.start_writing()
+    await probe.receive("2probe")
+    assert probe.state is RemoteState.RELAYING
+    assert owner.relayed == ["2probe"]
+    return probe, owner
+
+
+async def test_relayed_frames_for_a_client_that_does_not_read_never_hold_their_sender(
+    server: EngineIOServer,
+) -> None:
+    """The owner's frames arrive on the loop that serves every relayed socket (the node's
+    receive loop): they queue, in order, and so does the owner's close."""
+    sink = SlowReaderSink()
+    probe, _ = await relaying_probe(server, sink)
+    for frame in ["3probe", "6", b"\x01\x02", "4last"]:
+        assert probe.send(frame) is None  # nothing to await
+    await asyncio.wait_for(probe.close(CLOSE_NORMAL), 1)  # returns while the client is stuck
+    await asyncio.sleep(0.01)
+    assert (sink.sent, sink.closed) == ([], [])
+    probe.send("4after the close")  # dropped
+    sink.readable.set()
+    await asyncio.wait_for(sink.closing.wait(), 1)
+    await asyncio.sleep(0)
+    assert sink.sent == ["3probe", "6", b"\x01\x02", "4last"]
+    assert sink.closed == [CLOSE_NORMAL]
+    assert probe.state is RemoteState.ENDED
+
+
+async def test_relayed_frames_past_max_queued_packets_close_the_socket_and_tell_the_owner(
+    recorder: Recorder,
+) -> None:
+    server = make_server(recorder, max_queued_packets=3)
+    sink = SlowReaderSink()
+    probe, owner = await relaying_probe(server, sink)
+    probe.send("4frame 0")
+    await asyncio.sleep(0)  # the writer takes it, and waits for the client
+    for n in range(1, 5):
+        probe.send(f"4frame {n}")
+    assert probe.state is RemoteState.ENDED
+    assert owner.lost == [("elsewhere", CLOSE_NORMAL)]
+    sink.readable.set()
+    await asyncio.wait_for(sink.closing.wait(), 1)
+    await asyncio.sleep(0)
+    # The frame in flight when the queue overflowed went out; the queued ones were dropped.
+    assert sink.sent == ["4frame 0"]
+    assert sink.closed == [CLOSE_NORMAL]
+    await server.shutdown()
+
+
+async def test_a_relayed_socket_that_fails_under_a_write_drops_the_rest(
+    server: EngineIOServer,
+) -> None:
+    """Its disconnect tells the owner, as for a socket that closes between writes."""
+    sink = SlowReaderSink()
+
+    async def gone(data: str | bytes) -> None:
+        await sink.readable.wait()
+        raise ConnectionResetError
+
+    sink.send_frame = gone  # type: ignore[method-assign]
+    probe, owner = await relaying_probe(server, sink)
+    probe.send("4one")
+    probe.send("4two")
+    sink.readable.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert probe.state is RemoteState.RELAYING
+    assert sink.closed == []
+    await probe.transport.disconnected(1006)
+    assert owner.lost == [("elsewhere", 1006)]

@@ -7,6 +7,7 @@ upgrade for a sid owned elsewhere takes the session over while its owner holds i
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -281,3 +282,80 @@ async def test_python_client_upgrading_on_another_node_is_taken_over(forwarding:
             await client.disconnect()
             await client.eio.disconnect()
     assert not socketio_leftovers(forwarding[1].wait_idle())
+
+
+@pytest.fixture(scope="module")
+def relaying(redis_url: str) -> Iterator[Cluster]:
+    """Two nodes with slow heartbeats: daphne owns the sessions, uvicorn relays them (its ASGI
+    send waits while a socket's buffer is full; daphne's never does)."""
+    settings = "tests.cluster.settings_cluster"
+    with running_cluster(redis_url, settings, ("daphne", "uvicorn")) as cluster:
+        yield cluster
+
+
+def test_a_relayed_client_that_does_not_read_holds_up_nothing_else(relaying: Cluster) -> None:
+    """The client of a relayed socket asks for about 27 MB (uncompressed: no
+    permessage-deflate) and reads none of it, so the relaying node's writes to it stop. Meanwhile that node still carries the cluster's other
+    messages (a poll it forwards to the owner and the answer back); then the client reads
+    all of it, in order."""
+    owner, relay = relaying[0], relaying[1]
+    count, big = 30, "x" * 900_000
+    with httpx.Client(timeout=10) as http:
+        sid = _handshake(http, owner.url)
+        params = {"EIO": "4", "transport": "polling", "sid": sid}
+        answer = http.post(
+            owner.url + "/socket.io/", params=params, content='40/cluster,{"rooms":["big"]}'
+        )
+        assert (answer.status_code, answer.text) == (200, "ok")
+        wait_for(lambda: "40/cluster,{" in _poll(http, owner.url, params), 3, "the CONNECT")
+        query = f"EIO=4&transport=websocket&sid={sid}"
+        url = f"ws://127.0.0.1:{relay.port}/socket.io/?{query}"
+        # A small receive buffer (Linux would grow it to 32 MB), so that the client's kernel
+        # stops taking data soon after it stops reading.
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65_536)
+        sock.settimeout(5)
+        sock.connect(("127.0.0.1", relay.port))
+        with connect(url, sock=sock, open_timeout=5, compression=None, max_size=None) as ws:
+            ws.send("2probe")
+            assert ws.recv(timeout=3) == "3probe"
+            wait_for(lambda: _poll(http, owner.url, params) == "6", 3, "the noop")
+            ws.send("5")
+            wait_for(
+                lambda: (
+                    owner.state()["socketio"]["sessions"].get(sid)  # type: ignore[index]
+                    == {"state": "open", "transport": "websocket"}
+                ),
+                3,
+                "the upgrade on the owner",
+            )
+            # The client's reading thread stops (websockets holds this lock while it reads).
+            ws.recv_flow_control.acquire()
+            for n in range(count):
+                spec = {"event": "big", "args": [n, big], "to": "big"}
+                ws.send("42/cluster," + json.dumps(["cast", spec]))
+            time.sleep(2)  # the owner broadcasts them back; the relaying node's writes stop
+
+            other = _handshake(http, owner.url)
+            forwarded = {"EIO": "4", "transport": "polling", "sid": other}
+            started = time.monotonic()
+            answer = http.post(relay.url + "/socket.io/", params=forwarded, content="1")
+            assert (answer.status_code, answer.text) == (200, "ok")
+            assert time.monotonic() - started < 2
+
+            ws.recv_flow_control.release()
+            received = []
+            while len(received) < count:
+                frame = ws.recv(timeout=10)
+                if frame == "2":
+                    ws.send("3")
+                    continue
+                event, n, data = json.loads(str(frame).removeprefix("42/cluster,"))
+                assert (event, data) == ("big", big)
+                received.append(n)
+            assert received == list(range(count))
+        wait_for(
+            lambda: sid not in owner.state()["socketio"]["sessions"],  # type: ignore[index]
+            3,
+            "the session closed on its owner",
+        )

@@ -106,10 +106,12 @@ class RemoteProbe:
         self.request = request
         self.state = RemoteState.PROBING
         self._asked = False  # the owner began a handover for us: it must hear of a failure
-        # Relayed frames for the client not written yet, and the task writing them (see send).
+        # Relayed frames for the client not written yet, and whether a task of the server's
+        # is writing them (see send).
         self._outbox: list[str | bytes] = []
         self._writing = False
-        # The owner closed the socket while frames were still being written: its close code.
+        # The code to close the socket with once that task is done: the owner closed it, or
+        # too many frames queued.
         self._close_after: int | None = None
         self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
             server.config.upgrade_timeout / 1000, self._timed_out

@@ -295,9 +295,9 @@ def relaying(redis_url: str) -> Iterator[Cluster]:
 
 def test_a_relayed_client_that_does_not_read_holds_up_nothing_else(relaying: Cluster) -> None:
     """The client of a relayed socket asks for about 27 MB (uncompressed: no
-    permessage-deflate) and reads none of it, so the relaying node's writes to it stop. Meanwhile that node still carries the cluster's other
-    messages (a poll it forwards to the owner and the answer back); then the client reads
-    all of it, in order."""
+    permessage-deflate) and reads none of it, so the relaying node's writes to it stop.
+    Meanwhile that node still carries the cluster's other messages (a poll it forwards to the
+    owner and the answer back); then the client reads all of it, in order."""
     owner, relay = relaying[0], relaying[1]
     count, big = 30, "x" * 900_000
     with httpx.Client(timeout=10) as http:

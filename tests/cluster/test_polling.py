@@ -15,9 +15,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import socketio
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
 
-from tests.support.servers import socketio_leftovers
+from tests.support.servers import ServerProcess, socketio_leftovers
 
 from .conftest import Cluster, Driver, proxied, running_cluster, wait_for
 
@@ -173,6 +173,33 @@ def _poll(http: httpx.Client, server_url: str, params: dict[str, str]) -> str:
     return answer.text
 
 
+def _upgrade_relayed(
+    ws: ClientConnection, http: httpx.Client, owner: ServerProcess, params: dict[str, str]
+) -> None:
+    """Upgrade the polling session of ``params`` onto ``ws``, a WebSocket that another node
+    relays to ``owner``: probe, the owner's noop to the poll, the upgrade packet."""
+    ws.send("2probe")
+    assert ws.recv(timeout=3) == "3probe"
+    wait_for(lambda: _poll(http, owner.url, params) == "6", 3, "the noop")
+    ws.send("5")
+    wait_for(
+        lambda: (
+            owner.state()["socketio"]["sessions"].get(params["sid"])  # type: ignore[index]
+            == {"state": "open", "transport": "websocket"}
+        ),
+        3,
+        "the upgrade on the owner",
+    )
+
+
+def _wait_closed_on(owner: ServerProcess, sid: str) -> None:
+    wait_for(
+        lambda: sid not in owner.state()["socketio"]["sessions"],  # type: ignore[index]
+        3,
+        "the session closed on its owner",
+    )
+
+
 def test_websocket_upgrade_on_another_node_takes_the_held_session_over(
     forwarding: Cluster,
 ) -> None:
@@ -226,27 +253,12 @@ def test_websocket_upgrade_on_another_node_after_the_window_is_relayed(
         wait_for(lambda: "40{" in _poll(http, other.url, params), 3, "the CONNECT reply")
         query = f"EIO=4&transport=websocket&sid={sid}"
         with connect(f"ws://127.0.0.1:{other.port}/socket.io/?{query}", open_timeout=5) as ws:
-            ws.send("2probe")
-            assert ws.recv(timeout=3) == "3probe"
-            wait_for(lambda: _poll(http, owner.url, params) == "6", 3, "the noop")
-            ws.send("5")
-            wait_for(
-                lambda: (
-                    owner.state()["socketio"]["sessions"].get(sid)  # type: ignore[index]
-                    == {"state": "open", "transport": "websocket"}
-                ),
-                3,
-                "the upgrade on the owner",
-            )
+            _upgrade_relayed(ws, http, owner, params)
             assert sid not in other.state()["socketio"]["sessions"]  # type: ignore[index]
             for _ in range(2):  # the owner's heartbeat, through the relay
                 assert ws.recv(timeout=3) == "2"
                 ws.send("3")
-        wait_for(
-            lambda: sid not in owner.state()["socketio"]["sessions"],  # type: ignore[index]
-            3,
-            "the session closed on its owner",
-        )
+        _wait_closed_on(owner, sid)
         assert not socketio_leftovers(owner.wait_idle())
 
 
@@ -317,18 +329,7 @@ def test_a_relayed_client_that_does_not_read_holds_up_nothing_else(relaying: Clu
         sock.settimeout(5)
         sock.connect(("127.0.0.1", relay.port))
         with connect(url, sock=sock, open_timeout=5, compression=None, max_size=None) as ws:
-            ws.send("2probe")
-            assert ws.recv(timeout=3) == "3probe"
-            wait_for(lambda: _poll(http, owner.url, params) == "6", 3, "the noop")
-            ws.send("5")
-            wait_for(
-                lambda: (
-                    owner.state()["socketio"]["sessions"].get(sid)  # type: ignore[index]
-                    == {"state": "open", "transport": "websocket"}
-                ),
-                3,
-                "the upgrade on the owner",
-            )
+            _upgrade_relayed(ws, http, owner, params)
             # The client's reading thread stops (websockets holds this lock while it reads).
             ws.recv_flow_control.acquire()
             for n in range(count):
@@ -354,8 +355,4 @@ def test_a_relayed_client_that_does_not_read_holds_up_nothing_else(relaying: Clu
                 assert (event, data) == ("big", big)
                 received.append(n)
             assert received == list(range(count))
-        wait_for(
-            lambda: sid not in owner.state()["socketio"]["sessions"],  # type: ignore[index]
-            3,
-            "the session closed on its owner",
-        )
+        _wait_closed_on(owner, sid)

@@ -301,14 +301,21 @@ class StubSink:
         self.closed.append(code)
 
 
-async def remote_probe(server: EngineIOServer, sink: StubSink) -> tuple[RemoteProbe, StubOwner]:
-    """A probed WebSocket for a session another process holds for its handover."""
-    owner = StubOwner()
+async def probed(server: EngineIOServer, sink: StubSink, owner: StubOwner) -> RemoteProbe:
+    """A WebSocket for a session ``owner`` holds, once its client probed it."""
     transport = WebSocketTransport(sink, server.config.max_payload)
     request = HttpRequest("GET", {"EIO": "4", "transport": "websocket", "sid": "elsewhere"}, {})
     probe = RemoteProbe(server, owner, "elsewhere", transport, request)
+    transport.remote = probe
     await transport.start_writing()
     await probe.receive("2probe")
+    return probe
+
+
+async def remote_probe(server: EngineIOServer, sink: StubSink) -> tuple[RemoteProbe, StubOwner]:
+    """A probed WebSocket for a session another process holds for its handover."""
+    owner = StubOwner()
+    probe = await probed(server, sink, owner)
     assert probe.state is RemoteState.UPGRADING
     return probe, owner
 
@@ -375,16 +382,19 @@ class SlowReaderSink(StubSink):
         self.sent.append(data)
 
 
+class GoneSink(SlowReaderSink):
+    """A WebSocket that fails under the first write the client lets through."""
+
+    async def send_frame(self, data: str | bytes) -> None:
+        await self.readable.wait()
+        raise ConnectionResetError
+
+
 async def relaying_probe(
     server: EngineIOServer, sink: StubSink
 ) -> tuple[RemoteProbe, RelayingOwner]:
     owner = RelayingOwner()
-    transport = WebSocketTransport(sink, server.config.max_payload)
-    request = HttpRequest("GET", {"EIO": "4", "transport": "websocket", "sid": "elsewhere"}, {})
-    probe = RemoteProbe(server, owner, "elsewhere", transport, request)
-    transport.remote = probe
-    await transport.start_writing()
-    await probe.receive("2probe")
+    probe = await probed(server, sink, owner)
     assert probe.state is RemoteState.RELAYING
     assert owner.relayed == ["2probe"]
     return probe, owner
@@ -436,13 +446,7 @@ async def test_a_relayed_socket_that_fails_under_a_write_drops_the_rest(
     server: EngineIOServer,
 ) -> None:
     """Its disconnect tells the owner, as for a socket that closes between writes."""
-    sink = SlowReaderSink()
-
-    async def gone(data: str | bytes) -> None:
-        await sink.readable.wait()
-        raise ConnectionResetError
-
-    sink.send_frame = gone  # type: ignore[method-assign]
+    sink = GoneSink()
     probe, owner = await relaying_probe(server, sink)
     probe.send("4one")
     probe.send("4two")

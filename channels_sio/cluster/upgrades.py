@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from channels.exceptions import ChannelFull
 
 from .. import conf
+from ..engineio import CloseReason
 from ..engineio.handover import HANDOVER, RELAY, RemoteProbe
 from ..engineio.packet import Packet, PacketType
 from ..engineio.session import Handover
@@ -132,11 +133,14 @@ class RemoteUpgrades:
             self.pipes.pop(sid, None)
             await pipe.close(CLOSE_NORMAL)
 
-    def relay_lost(self, sid: str, code: int) -> None:
+    def relay_lost(self, sid: str, code: int, reason: CloseReason | None = None) -> None:
         self.pipes.pop(sid, None)
         peer = self.node.peers.get(sid[:NODE_ID_LENGTH])
         if peer is not None:
-            self.node.spawn(self.tell(peer.channel, {"type": RELAY_LOST, "sid": sid, "code": code}))
+            message: dict[str, Any] = {"type": RELAY_LOST, "sid": sid, "code": code}
+            if reason is not None:
+                message["reason"] = reason.value
+            self.node.spawn(self.tell(peer.channel, message))
 
     async def _ask(self, sid: str, kind: str) -> dict[str, Any] | None:
         node = self.node
@@ -245,7 +249,11 @@ class RemoteUpgrades:
     async def _on_relay_lost(self, message: dict[str, Any]) -> None:
         relay = self.relays.pop(message["sid"], None)
         if relay is not None:
-            await relay[0].disconnected(message["code"])
+            try:
+                reason = CloseReason(message.get("reason", ""))
+            except ValueError:
+                reason = None  # none given (the socket closed under the relay), or unknown here
+            await relay[0].disconnected(message["code"], reason)
 
     async def send_out(self, channel: str, sid: str, frame: str | bytes) -> None:
         """Send a frame of a relayed socket to the node that relays it."""

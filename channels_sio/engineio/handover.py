@@ -74,8 +74,9 @@ class RemoteOwner(Protocol):
     def relay(self, sid: str, frame: str | bytes) -> Awaitable[None]:
         """A frame from the client of a relayed socket, for its owner, in order."""
 
-    def relay_lost(self, sid: str, code: int) -> None:
-        """The relayed socket closed under this process, with ``code``."""
+    def relay_lost(self, sid: str, code: int, reason: CloseReason | None = None) -> None:
+        """The relayed socket closed under this process, with ``code``; ``reason`` when this
+        process closed it for one of its own (a client that does not read)."""
 
     async def take(self, sid: str) -> Handover | None:
         """The client completed the upgrade here: the owner hands the session over
@@ -201,7 +202,7 @@ class RemoteProbe:
             logger.info("session %s: more than %d relayed frames queued", self.sid, len(outbox) - 1)
             outbox.clear()
             self._set_state(RemoteState.ENDED)
-            self.owner.relay_lost(self.sid, CLOSE_NORMAL)
+            self.owner.relay_lost(self.sid, CLOSE_NORMAL, CloseReason.SEND_QUEUE_FULL)
             self._close_after = CLOSE_NORMAL
         if not self._writing:
             self._writing = True

@@ -186,8 +186,9 @@ class WebSocketTransport(Transport):
         else:
             await session.close(reason)
 
-    async def disconnected(self, code: int) -> None:
-        """The socket closed under us."""
+    async def disconnected(self, code: int, reason: CloseReason | None = None) -> None:
+        """The socket closed under us, with ``code``; for ``reason``, when the process that
+        relays it closed it for one (its client does not read)."""
         self._closed = True
         self._queue.clear()
         session = self.session
@@ -198,7 +199,9 @@ class WebSocketTransport(Transport):
         if session.is_probe(self):
             await session.abandon_upgrade()
         elif session.transport is self:
-            if code == CLOSE_SERVICE_RESTART:
+            if reason is not None:
+                await session.close(reason)
+            elif code == CLOSE_SERVICE_RESTART:
                 await session.close(CloseReason.SERVER_SHUTTING_DOWN)
             elif code in CLOSE_CODES_OF_ERRORS:
                 logger.info("session %s: WebSocket closed with error code %s", session.sid, code)

@@ -6,15 +6,18 @@ upgrade for a sid owned elsewhere takes the session over while its owner holds i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
 import socketio
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from tests.support.servers import ServerProcess, socketio_leftovers
@@ -192,6 +195,45 @@ def _upgrade_relayed(
     )
 
 
+@contextlib.contextmanager
+def _relayed_not_reading(
+    http: httpx.Client, owner: ServerProcess, relay: ServerProcess, auth: dict[str, Any]
+) -> Iterator[tuple[ClientConnection, str, Callable[[], None]]]:
+    """A session of ``owner`` connected to /cluster with ``auth``, upgraded onto a WebSocket
+    that ``relay`` relays, whose client reads nothing until the caller calls ``resume`` (or
+    leaves); the WebSocket, the sid and ``resume``."""
+    sid = _handshake(http, owner.url)
+    params = {"EIO": "4", "transport": "polling", "sid": sid}
+    answer = http.post(
+        owner.url + "/socket.io/", params=params, content=f"40/cluster,{json.dumps(auth)}"
+    )
+    assert (answer.status_code, answer.text) == (200, "ok")
+    wait_for(lambda: "40/cluster,{" in _poll(http, owner.url, params), 3, "the CONNECT")
+    query = f"EIO=4&transport=websocket&sid={sid}"
+    url = f"ws://127.0.0.1:{relay.port}/socket.io/?{query}"
+    # A small receive buffer (Linux would grow it to 32 MB), so that the client's kernel
+    # stops taking data soon after it stops reading.
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65_536)
+    sock.settimeout(5)
+    sock.connect(("127.0.0.1", relay.port))
+    with connect(url, sock=sock, open_timeout=5, compression=None, max_size=None) as ws:
+        _upgrade_relayed(ws, http, owner, params)
+        # The client's reading thread stops (websockets holds this lock while it reads).
+        ws.recv_flow_control.acquire()
+        stopped = [True]
+
+        def resume() -> None:
+            if stopped:
+                stopped.clear()
+                ws.recv_flow_control.release()
+
+        try:
+            yield ws, sid, resume
+        finally:
+            resume()  # or closing would wait for the reading thread forever
+
+
 def _wait_closed_on(owner: ServerProcess, sid: str) -> None:
     wait_for(
         lambda: sid not in owner.state()["socketio"]["sessions"],  # type: ignore[index]
@@ -313,25 +355,7 @@ def test_a_relayed_client_that_does_not_read_holds_up_nothing_else(relaying: Clu
     owner, relay = relaying[0], relaying[1]
     count, big = 30, "x" * 900_000
     with httpx.Client(timeout=10) as http:
-        sid = _handshake(http, owner.url)
-        params = {"EIO": "4", "transport": "polling", "sid": sid}
-        answer = http.post(
-            owner.url + "/socket.io/", params=params, content='40/cluster,{"rooms":["big"]}'
-        )
-        assert (answer.status_code, answer.text) == (200, "ok")
-        wait_for(lambda: "40/cluster,{" in _poll(http, owner.url, params), 3, "the CONNECT")
-        query = f"EIO=4&transport=websocket&sid={sid}"
-        url = f"ws://127.0.0.1:{relay.port}/socket.io/?{query}"
-        # A small receive buffer (Linux would grow it to 32 MB), so that the client's kernel
-        # stops taking data soon after it stops reading.
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65_536)
-        sock.settimeout(5)
-        sock.connect(("127.0.0.1", relay.port))
-        with connect(url, sock=sock, open_timeout=5, compression=None, max_size=None) as ws:
-            _upgrade_relayed(ws, http, owner, params)
-            # The client's reading thread stops (websockets holds this lock while it reads).
-            ws.recv_flow_control.acquire()
+        with _relayed_not_reading(http, owner, relay, {"rooms": ["big"]}) as (ws, sid, resume):
             for n in range(count):
                 spec = {"event": "big", "args": [n, big], "to": "big"}
                 ws.send("42/cluster," + json.dumps(["cast", spec]))
@@ -344,7 +368,7 @@ def test_a_relayed_client_that_does_not_read_holds_up_nothing_else(relaying: Clu
             assert (answer.status_code, answer.text) == (200, "ok")
             assert time.monotonic() - started < 2
 
-            ws.recv_flow_control.release()
+            resume()
             received = []
             while len(received) < count:
                 frame = ws.recv(timeout=10)
@@ -356,3 +380,56 @@ def test_a_relayed_client_that_does_not_read_holds_up_nothing_else(relaying: Clu
                 received.append(n)
             assert received == list(range(count))
         _wait_closed_on(owner, sid)
+
+
+@pytest.fixture(scope="module")
+def relaying_small_queue(redis_url: str) -> Iterator[Cluster]:
+    """As ``relaying``, with ``max_queued_packets`` 8."""
+    settings = "tests.cluster.settings_small_queue"
+    with running_cluster(redis_url, settings, ("daphne", "uvicorn")) as cluster:
+        yield cluster
+
+
+def test_a_relayed_client_that_does_not_read_ends_with_send_queue_full(
+    relaying_small_queue: Cluster,
+) -> None:
+    """Past ``max_queued_packets`` frames waiting in the relaying node, the socket closes and
+    the session ends on its owner with ``send queue full``, as a local session's does (a
+    reason connection state recovery does not keep a session for; ``transport close`` does).
+    A watcher on the owner sends the events one at a time, each acknowledged, so that only
+    the relaying node has any queue."""
+    owner, relay = relaying_small_queue[0], relaying_small_queue[1]
+    big = "x" * 900_000
+    with httpx.Client(timeout=10) as http:
+        watcher = _handshake(http, owner.url)
+        params = {"EIO": "4", "transport": "polling", "sid": watcher}
+        answer = http.post(
+            owner.url + "/socket.io/", params=params, content='40/cluster,{"rooms":["watchers"]}'
+        )
+        assert (answer.status_code, answer.text) == (200, "ok")
+        wait_for(lambda: "40/cluster,{" in _poll(http, owner.url, params), 3, "the CONNECT")
+        auth = {"rooms": ["big"], "announce": True, "data": {"name": "slow"}}
+        with _relayed_not_reading(http, owner, relay, auth) as (ws, sid, resume):
+            seen: list[str] = []
+            for n in range(30):
+                spec = {"event": "big", "args": [n, big], "to": "big"}
+                cast = f"42/cluster,{n}" + json.dumps(["cast", spec])
+                answer = http.post(owner.url + "/socket.io/", params=params, content=cast)
+                assert (answer.status_code, answer.text) == (200, "ok")
+                while not any(p.startswith(f"43/cluster,{n}[") for p in seen):
+                    seen += _poll(http, owner.url, params).split("\x1e")
+                if any(p.startswith('42/cluster,["left"') for p in seen):
+                    break
+            while not any(p.startswith('42/cluster,["left"') for p in seen):
+                seen += _poll(http, owner.url, params).split("\x1e")
+            assert '42/cluster,["left","slow","send queue full"]' in seen
+            _wait_closed_on(owner, sid)
+            # The relaying node closes the socket after the frame it was writing.
+            resume()
+            for _ in range(40):  # at most the frames queued before the overflow
+                try:
+                    ws.recv(timeout=10)
+                except ConnectionClosed:
+                    break
+            else:
+                pytest.fail("the relaying node did not close the socket")

@@ -268,7 +268,7 @@ class StubOwner:
     async def relay(self, sid: str, frame: str | bytes) -> None:
         raise AssertionError("not relayed")
 
-    def relay_lost(self, sid: str, code: int) -> None:
+    def relay_lost(self, sid: str, code: int, reason: CloseReason | None = None) -> None:
         raise AssertionError("not relayed")
 
     async def take(self, sid: str) -> Handover | None:
@@ -357,7 +357,7 @@ class RelayingOwner(StubOwner):
     def __init__(self) -> None:
         super().__init__()
         self.relayed: list[str | bytes] = []
-        self.lost: list[tuple[str, int]] = []
+        self.lost: list[tuple[str, int, CloseReason | None]] = []
 
     async def probe(self, sid: str, relay: RemoteProbe) -> str | None:
         return RELAY
@@ -365,8 +365,8 @@ class RelayingOwner(StubOwner):
     async def relay(self, sid: str, frame: str | bytes) -> None:
         self.relayed.append(frame)
 
-    def relay_lost(self, sid: str, code: int) -> None:
-        self.lost.append((sid, code))
+    def relay_lost(self, sid: str, code: int, reason: CloseReason | None = None) -> None:
+        self.lost.append((sid, code, reason))
 
 
 class SlowReaderSink(StubSink):
@@ -432,7 +432,7 @@ async def test_relayed_frames_past_max_queued_packets_close_the_socket_and_tell_
     for n in range(1, 5):
         probe.send(f"4frame {n}")
     assert probe.state is RemoteState.ENDED
-    assert owner.lost == [("elsewhere", CLOSE_NORMAL)]
+    assert owner.lost == [("elsewhere", CLOSE_NORMAL, CloseReason.SEND_QUEUE_FULL)]
     sink.readable.set()
     await asyncio.wait_for(sink.closing.wait(), 1)
     await asyncio.sleep(0)
@@ -456,4 +456,4 @@ async def test_a_relayed_socket_that_fails_under_a_write_drops_the_rest(
     assert probe.state is RemoteState.RELAYING
     assert sink.closed == []
     await probe.transport.disconnected(1006)
-    assert owner.lost == [("elsewhere", 1006)]
+    assert owner.lost == [("elsewhere", 1006, None)]

@@ -9,6 +9,7 @@ run, so that two runs on one machine never share it.
 from importlib.util import find_spec
 
 from example_project.settings import *  # noqa: F403
+from example_project.settings import LOGGING
 
 from tests.support.services import RUN_ID, postgres_reachable, postgres_settings
 
@@ -25,3 +26,13 @@ CHANNELS_SIO: dict[str, object] = {}
 # One process, whatever REDIS_URL says (tests/run.sh sets it for the cluster suites, whose
 # servers choose their own layer).
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# pytest's caplog listens on the root logger: here the package's records go on to it (the
+# example project stops them, for daphne's root handler).
+LOGGING = {
+    **LOGGING,
+    "loggers": {
+        **LOGGING["loggers"],
+        "channels_sio": {**LOGGING["loggers"]["channels_sio"], "propagate": True},
+    },
+}

@@ -115,7 +115,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"channels_sio": {"handlers": ["console"], "level": "INFO"}},
+    # Not propagated: daphne's command line gives the root logger a handler of its own, and
+    # every line would be written twice.
+    "loggers": {"channels_sio": {"handlers": ["console"], "level": "INFO", "propagate": False}},
 }
 
 # Raw Engine.IO endpoints the project serves besides Socket.IO: {path: "module.attribute"},

@@ -28,6 +28,10 @@ LOGGING = {
     **LOGGING,
     "loggers": {
         **LOGGING["loggers"],
-        "example_project.composed_sockets": {"handlers": ["console"], "level": "INFO"},
+        "example_project.composed_sockets": {
+            "handlers": ["console"],
+            "level": "INFO",
+            "propagate": False,
+        },
     },
 }

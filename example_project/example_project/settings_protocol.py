@@ -31,6 +31,10 @@ LOGGING = {
     **LOGGING,
     "loggers": {
         **LOGGING["loggers"],
-        "example_project.protocol": {"handlers": ["console"], "level": "INFO"},
+        "example_project.protocol": {
+            "handlers": ["console"],
+            "level": "INFO",
+            "propagate": False,
+        },
     },
 }

@@ -62,6 +62,6 @@ LOGGING = {
     **LOGGING,
     "loggers": {
         **LOGGING["loggers"],
-        "tests.monitoring": {"handlers": ["console"], "level": "INFO"},
+        "tests.monitoring": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }

@@ -113,13 +113,11 @@ async def test_close_inside_a_close_runs_once(
     assert await disconnects(features_server, sid) == (reason, 1)
     errors = features_server.errors_logged(offset)
     if how == "raise":
-        # The handler's own error with its event name, once (per log handler: daphne's root
-        # handler prints the channels_sio logger's records a second time), and nothing else.
+        # The handler's own error with its event name, once, and nothing else.
         message = f"handler for 'close-then-raise' failed (socket {sid}, <Namespace {NSP}>)"
-        copies = features_server.log_since(offset).count(message)
-        assert copies == (2 if features_server.kind == "daphne" else 1)
-        assert errors.count("Traceback (most recent call last):") == copies, errors
-        assert errors.count("RuntimeError: " + BOOM) == copies, errors
+        assert features_server.log_since(offset).count(message) == 1
+        assert errors.count("Traceback (most recent call last):") == 1, errors
+        assert errors.count("RuntimeError: " + BOOM) == 1, errors
         expected = {"Traceback (most recent call last):", "RuntimeError: " + BOOM}
         assert all(line in expected or message in line or BOOM in line for line in errors), errors
     else:

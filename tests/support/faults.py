@@ -25,7 +25,7 @@ from tests.cluster.conftest import Cluster
 
 from .ci import require
 from .driver import Driver
-from .servers import ServerProcess, free_port
+from .servers import free_port
 
 __all__ = [
     "NSP",
@@ -35,7 +35,6 @@ __all__ = [
     "ThrowawayPostgres",
     "ThrowawayRedis",
     "cast",
-    "copies",
     "postgres",
     "redis_server",
     "throwaway_postgres",
@@ -198,9 +197,3 @@ def cast(driver: Driver, via: str, event: str, *args: object) -> None:
     """Broadcast ``event`` to room "x" through the client ``via``, acknowledged."""
     spec = {"event": event, "args": list(args), "to": ["x"]}
     assert driver("call", name=via, event="cast", args=[spec], ms=8000) is True
-
-
-def copies(server: ServerProcess) -> int:
-    """How many times ``server``'s log holds each record: daphne's -v 1 adds a handler of its
-    own to the root logger, so each record is there twice."""
-    return 2 if server.kind == "daphne" else 1

@@ -61,7 +61,9 @@ UPGRADE_TAKE = "channels_sio.upgrade_take"  # hand it over
 UPGRADE_ABANDON = "channels_sio.upgrade_abandon"  # the upgrade failed: keep it
 UPGRADE_REPLY = "channels_sio.upgrade_reply"  # the owner's answer to PROBE and TAKE
 RELAY_IN = "channels_sio.relay_in"  # a relayed WebSocket's frame from its client
-RELAY_LOST = "channels_sio.relay_lost"  # the relayed WebSocket closed under the sender
+# The relayed WebSocket closed under the sender (``code``), or the sender closed it for
+# ``reason`` (a client that does not read).
+RELAY_LOST = "channels_sio.relay_lost"
 RELAY_OUT = "channels_sio.relay_out"  # to the relaying node: a frame for the client
 RELAY_CLOSE = "channels_sio.relay_close"  # to the relaying node: close the socket
 

@@ -195,6 +195,19 @@ def _upgrade_relayed(
     )
 
 
+def _connected(http: httpx.Client, server_url: str, auth: dict[str, Any]) -> dict[str, str]:
+    """A long-polling session of ``server_url`` connected to /cluster with ``auth``; its
+    query parameters."""
+    sid = _handshake(http, server_url)
+    params = {"EIO": "4", "transport": "polling", "sid": sid}
+    answer = http.post(
+        server_url + "/socket.io/", params=params, content=f"40/cluster,{json.dumps(auth)}"
+    )
+    assert (answer.status_code, answer.text) == (200, "ok")
+    wait_for(lambda: "40/cluster,{" in _poll(http, server_url, params), 3, "the CONNECT")
+    return params
+
+
 @contextlib.contextmanager
 def _relayed_not_reading(
     http: httpx.Client, owner: ServerProcess, relay: ServerProcess, auth: dict[str, Any]
@@ -202,13 +215,8 @@ def _relayed_not_reading(
     """A session of ``owner`` connected to /cluster with ``auth``, upgraded onto a WebSocket
     that ``relay`` relays, whose client reads nothing until the caller calls ``resume`` (or
     leaves); the WebSocket, the sid and ``resume``."""
-    sid = _handshake(http, owner.url)
-    params = {"EIO": "4", "transport": "polling", "sid": sid}
-    answer = http.post(
-        owner.url + "/socket.io/", params=params, content=f"40/cluster,{json.dumps(auth)}"
-    )
-    assert (answer.status_code, answer.text) == (200, "ok")
-    wait_for(lambda: "40/cluster,{" in _poll(http, owner.url, params), 3, "the CONNECT")
+    params = _connected(http, owner.url, auth)
+    sid = params["sid"]
     query = f"EIO=4&transport=websocket&sid={sid}"
     url = f"ws://127.0.0.1:{relay.port}/socket.io/?{query}"
     # A small receive buffer (Linux would grow it to 32 MB), so that the client's kernel
@@ -401,27 +409,28 @@ def test_a_relayed_client_that_does_not_read_ends_with_send_queue_full(
     owner, relay = relaying_small_queue[0], relaying_small_queue[1]
     big = "x" * 900_000
     with httpx.Client(timeout=10) as http:
-        watcher = _handshake(http, owner.url)
-        params = {"EIO": "4", "transport": "polling", "sid": watcher}
-        answer = http.post(
-            owner.url + "/socket.io/", params=params, content='40/cluster,{"rooms":["watchers"]}'
-        )
-        assert (answer.status_code, answer.text) == (200, "ok")
-        wait_for(lambda: "40/cluster,{" in _poll(http, owner.url, params), 3, "the CONNECT")
+        params = _connected(http, owner.url, {"rooms": ["watchers"]})
         auth = {"rooms": ["big"], "announce": True, "data": {"name": "slow"}}
         with _relayed_not_reading(http, owner, relay, auth) as (ws, sid, resume):
             seen: list[str] = []
+
+            def came(prefix: str) -> bool:
+                return any(packet.startswith(prefix) for packet in seen)
+
+            def poll_until(prefix: str) -> None:
+                while not came(prefix):
+                    seen.extend(_poll(http, owner.url, params).split("\x1e"))
+
+            left = '42/cluster,["left"'
             for n in range(30):
                 spec = {"event": "big", "args": [n, big], "to": "big"}
                 cast = f"42/cluster,{n}" + json.dumps(["cast", spec])
                 answer = http.post(owner.url + "/socket.io/", params=params, content=cast)
                 assert (answer.status_code, answer.text) == (200, "ok")
-                while not any(p.startswith(f"43/cluster,{n}[") for p in seen):
-                    seen += _poll(http, owner.url, params).split("\x1e")
-                if any(p.startswith('42/cluster,["left"') for p in seen):
+                poll_until(f"43/cluster,{n}[")
+                if came(left):
                     break
-            while not any(p.startswith('42/cluster,["left"') for p in seen):
-                seen += _poll(http, owner.url, params).split("\x1e")
+            poll_until(left)
             assert '42/cluster,["left","slow","send queue full"]' in seen
             _wait_closed_on(owner, sid)
             # The relaying node closes the socket after the frame it was writing.

@@ -165,13 +165,14 @@ class Client:
             await socket.closed("client namespace disconnect")
 
     def start(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Handle one packet of this connection in a task of its own (the server's).
+        """Handle one packet of this connection at once, up to its first wait, and the rest
+        in a task of its own (the server's: :meth:`.SocketIOServer.start_handler`).
 
-        Python 3.12+ starts the task eagerly: it runs up to its first wait before this returns.
-        On Python 3.11 it starts on the loop's next turn, and until it has, this connection's
-        later events run in tasks too (see ``Socket.handle_event``), so that none overtakes it.
+        When the server could only start a task, which starts on the loop's next turn, this
+        connection's later packets start in tasks too until it has (see also
+        ``Socket.handle_event``), so that none overtakes it.
         """
-        if not self.server.start_handler(coro):
+        if not self.server.start_handler(coro, eager=not self._unstarted):
             self._unstarted += 1
             # The task's first step is the last callback in the loop's queue: this one follows.
             asyncio.get_running_loop().call_soon(self._task_began)

@@ -19,6 +19,7 @@ from .adapter import Adapter, LocalAdapter
 from .broadcast import BroadcastOperator
 from .bus import Bus, RemoteSocket
 from .client import Client
+from .eager import EagerStarter
 from .handlers import Handler, HandlerT, NamespaceHandler, SyncRunner, is_async
 from .namespace import Namespace
 from .packet import validate_event_name
@@ -144,6 +145,7 @@ class SocketIOServer:
         self.namespaces: dict[str, Namespace] = {"/": Namespace(self, "/")}
         self._dynamic: list[tuple[NamespaceMatcher, Namespace]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._eager = EagerStarter(self._own)
         #: Reaches the other server processes (set by this process's cluster node).
         self.bus: Bus | None = None
         self._adapter_factory: AdapterFactory = LocalAdapter
@@ -194,17 +196,17 @@ class SocketIOServer:
         """Run ``coro`` as a task this server owns (cancelled by :meth:`shutdown`)."""
         self._own(asyncio.get_running_loop().create_task(coro))
 
-    def start_handler(self, coro: Coroutine[Any, Any, Any]) -> bool:
+    def start_handler(self, coro: Coroutine[Any, Any, Any], *, eager: bool = True) -> bool:
         """Run the handling of one packet (an event, a CONNECT, an acknowledgement callback)
-        as an owned task that starts at once; True when it has started before this returns.
+        as socket.io runs its handlers: at once, up to its first wait, and the rest in a task
+        this server owns; True when it has started before this returns. A handler that never
+        waits has then finished, and sent its acknowledgement, without a trip through the
+        event loop.
 
-        On Python 3.12+ it is an eager task, as socket.io runs its handlers: it runs up to its
-        first wait before this returns, so a handler that never waits has finished, and sent
-        its acknowledgement, without a trip through the event loop. Python 3.11 has no eager
-        tasks (running the first step in the caller's task would make ``current_task()`` and
-        ``asyncio.timeout()`` in the handler act on the connection's task), so there the task
-        starts on the next turn of the loop (its first step is then the last callback in the
-        loop's queue).
+        On Python 3.12+ it is an eager task. Python 3.11 has none: :class:`.EagerStarter`
+        does the same, unless ``eager`` is False (an earlier packet's task has not started
+        yet) or it has no runner ready; the task then starts on the loop's next turn (its
+        first step is the last callback in the loop's queue), and False is returned.
         """
         if sys.version_info >= (3, 12):
             task = asyncio.Task(coro, loop=asyncio.get_running_loop(), eager_start=True)
@@ -212,6 +214,8 @@ class SocketIOServer:
                 self._task_done(task)
             else:
                 self._own(task)
+            return True
+        if eager and self._eager.start(coro):
             return True
         self.spawn(coro)
         return False

@@ -44,6 +44,10 @@ def engineio_echo() -> EngineIOServer:
 
 
 def _is_ours(task: "asyncio.Task[object]") -> bool:
+    from channels_sio.server import sio
+
+    if task is sio._eager.idle_task:
+        return False  # Python 3.11's handler runner, parked until a handler suspends: no leak
     name = getattr(task.get_coro(), "__qualname__", "")
     if name in ("Node._receive", "Membership._heartbeat", "Monitor._run"):
         # The process's cluster listener and heartbeat live as long as the process: no leak.

@@ -1,0 +1,156 @@
+"""Handlers started eagerly on Python 3.11, as Python 3.12's eager tasks start them: the first
+step of a handler's coroutine runs at once, in the caller, so that a handler that never
+suspends (most do not) costs no task and no turn of the event loop.
+
+During that step the current task (what ``asyncio.current_task()`` gives, and what
+``asyncio.timeout()`` cancels) is a runner task parked for the purpose. A handler that
+suspends goes on in that same task, so what it took for its own task stays true, and another
+runner is parked for the next handler. Until one is parked, handlers start as tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import types
+from asyncio.tasks import _enter_task, _leave_task
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any
+
+__all__ = ["EagerStarter"]
+
+logger = logging.getLogger("channels_sio.socketio")
+
+#: A suspended handler: its coroutine, what it yielded (a future, or None for a bare turn of
+#: the loop), and the context its steps run in.
+_Suspended = tuple[Coroutine[Any, Any, Any], Any, contextvars.Context]
+
+
+class EagerStarter:
+    """Starts handler coroutines for one server, on one event loop at a time.
+
+    ``own`` takes each runner task (the server owns them: they are cancelled on shutdown).
+    """
+
+    def __init__(self, own: Callable[[asyncio.Task[Any]], None]) -> None:
+        self._own = own
+        #: The runner waiting for a handler, once it has parked; None until then.
+        self.parked: _Runner | None = None
+        self._parking: _Runner | None = None
+
+    def start(self, coro: Coroutine[Any, Any, Any]) -> bool:
+        """Run ``coro`` up to its first suspension, as a task would; False (and nothing run)
+        when no runner is parked yet on this loop, so the caller starts a task instead."""
+        loop = asyncio.get_running_loop()
+        runner = self.parked
+        if runner is None or runner.loop is not loop:
+            self._park(loop)
+            return False
+        task = runner.task
+        current = asyncio.current_task(loop)
+        if current is task:
+            return False  # started by a handler's own first step: a task of its own
+        context = contextvars.copy_context()
+        if current is not None:
+            _leave_task(loop, current)
+        _enter_task(loop, task)
+        try:
+            yielded = context.run(coro.send, None)
+        except StopIteration:
+            return True
+        except asyncio.CancelledError:
+            return True  # it cancelled itself: its task would have ended cancelled, silently
+        except Exception:
+            logger.exception("Socket.IO task failed")
+            return True
+        finally:
+            _leave_task(loop, task)
+            if current is not None:
+                _enter_task(loop, current)
+        # Suspended: the runner goes on with it, as its task, and another one parks.
+        self.parked = None
+        runner.go_on((coro, yielded, context))
+        self._park(loop)
+        return True
+
+    @property
+    def idle_task(self) -> asyncio.Task[Any] | None:
+        """The parked runner's task, which waits for a handler: one at most, not a leak."""
+        parked = self.parked
+        return parked.task if parked is not None and not parked.task.done() else None
+
+    def _park(self, loop: asyncio.AbstractEventLoop) -> None:
+        parking = self._parking
+        if parking is None or parking.loop is not loop or parking.task.done():
+            self._parking = _Runner(self, loop)
+            self._own(self._parking.task)
+
+    def _parked(self, runner: _Runner) -> None:
+        if self._parking is runner:
+            self._parking = None
+            self.parked = runner
+
+    def _gone(self, runner: _Runner) -> None:
+        if self.parked is runner:
+            self.parked = None
+        if self._parking is runner:
+            self._parking = None
+
+
+class _Runner:
+    """A task that parks until a handler started as it suspends, then runs the rest of it."""
+
+    __slots__ = ("_wake", "loop", "task")
+
+    def __init__(self, starter: EagerStarter, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._wake: asyncio.Future[_Suspended] = loop.create_future()
+        self.task = loop.create_task(self._run(starter))
+
+    def go_on(self, suspended: _Suspended) -> None:
+        self._wake.set_result(suspended)
+
+    async def _run(self, starter: EagerStarter) -> Any:
+        starter._parked(self)
+        wake = self._wake
+        try:
+            coro, yielded, context = await wake
+        except asyncio.CancelledError:
+            if not wake.done() or wake.cancelled():
+                starter._gone(self)  # cancelled while parked: the server is stopping
+                raise
+            # Cancelled after its handler suspended, before this task took it over (an
+            # asyncio.timeout() of the handler's that expired at once): the cancellation is
+            # the handler's, as it would have been had it run in a task from the start.
+            coro, yielded, context = wake.result()
+            if not (isinstance(yielded, asyncio.Future) and yielded.cancel()):
+                return await _follow(coro, context, None, asyncio.CancelledError())
+        return await _follow(coro, context, yielded)
+
+
+@types.coroutine
+def _follow(
+    coro: Coroutine[Any, Any, Any],
+    context: contextvars.Context,
+    yielded: Any,
+    error: BaseException | None = None,
+) -> Generator[Any, Any, Any]:
+    """The rest of a suspended coroutine, in the task that awaits this: what it yields goes to
+    the task, what the task sends or throws goes to it, each step in its own context."""
+    run, send, throw = context.run, coro.send, coro.throw
+    try:
+        if error is not None:
+            yielded = run(throw, error)
+        while True:
+            try:
+                value = yield yielded
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:
+                yielded = run(throw, exc)
+            else:
+                yielded = run(send, value)
+    except StopIteration as stop:
+        return stop.value

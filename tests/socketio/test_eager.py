@@ -54,6 +54,13 @@ async def starter(owner: Owner) -> Any:
     await owner.stop()
 
 
+@pytest.fixture
+def runner(starter: EagerStarter) -> Any:
+    """The runner parked in ``starter``."""
+    assert starter.parked is not None
+    return starter.parked
+
+
 async def _noop() -> None:
     return None
 
@@ -78,11 +85,9 @@ async def test_the_first_call_parks_a_runner_and_runs_nothing() -> None:
 
 
 async def test_a_handler_that_never_waits_ends_in_the_call_without_a_task(
-    starter: EagerStarter, owner: Owner
+    starter: EagerStarter, owner: Owner, runner: Any
 ) -> None:
     seen: list[Any] = []
-    runner = starter.parked
-    assert runner is not None
     caller = asyncio.current_task()
 
     async def handler() -> None:
@@ -100,12 +105,10 @@ async def test_a_handler_that_never_waits_ends_in_the_call_without_a_task(
 
 
 async def test_a_handler_that_waits_goes_on_in_the_task_it_began_in(
-    starter: EagerStarter,
+    starter: EagerStarter, runner: Any
 ) -> None:
     steps: list[tuple[str, Any]] = []
     release: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    first = starter.parked
-    assert first is not None
 
     async def handler() -> str:
         steps.append(("before", asyncio.current_task()))
@@ -114,23 +117,21 @@ async def test_a_handler_that_waits_goes_on_in_the_task_it_began_in(
         return value
 
     assert starter.start(handler())
-    assert steps == [("before", first.task)]
+    assert steps == [("before", runner.task)]
     # Another runner parks for the next handler.
     assert starter.parked is None
     assert starter.idle_task is None  # the one that runs the handler is busy
     await asyncio.sleep(0)
     assert starter.parked is not None
-    assert starter.parked is not first
+    assert starter.parked is not runner
     release.set_result("after")
-    assert await first.task == "after"
-    assert steps == [("before", first.task), ("after", first.task)]
+    assert await runner.task == "after"
+    assert steps == [("before", runner.task), ("after", runner.task)]
 
 
-async def test_context_changes_stay_with_the_handler(starter: EagerStarter) -> None:
+async def test_context_changes_stay_with_the_handler(starter: EagerStarter, runner: Any) -> None:
     seen: list[str] = []
     release: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    runner = starter.parked
-    assert runner is not None
 
     async def handler() -> None:
         VAR.set("handler")
@@ -147,11 +148,9 @@ async def test_context_changes_stay_with_the_handler(starter: EagerStarter) -> N
 
 @pytest.mark.parametrize("delay", [0, 0.01])
 async def test_a_timeout_of_the_handlers_cancels_the_handler_not_the_caller(
-    starter: EagerStarter, delay: float
+    starter: EagerStarter, delay: float, runner: Any
 ) -> None:
     outcome: list[str] = []
-    runner = starter.parked
-    assert runner is not None
 
     async def handler() -> None:
         try:
@@ -183,10 +182,8 @@ async def test_a_handler_that_fails_at_once_is_logged_not_raised(
 
 
 async def test_a_handler_that_fails_after_waiting_fails_its_task(
-    starter: EagerStarter, owner: Owner
+    starter: EagerStarter, owner: Owner, runner: Any
 ) -> None:
-    runner = starter.parked
-    assert runner is not None
 
     async def handler() -> None:
         await asyncio.sleep(0)
@@ -228,10 +225,8 @@ async def test_a_handler_started_by_a_handler_gets_a_task_of_its_own(
 
 
 async def test_stopping_the_server_cancels_a_waiting_handler(
-    starter: EagerStarter, owner: Owner
+    starter: EagerStarter, owner: Owner, runner: Any
 ) -> None:
-    runner = starter.parked
-    assert runner is not None
     cancelled: list[bool] = []
 
     async def handler() -> None:

@@ -5,7 +5,9 @@ suspends (most do not) costs no task and no turn of the event loop.
 During that step the current task (what ``asyncio.current_task()`` gives, and what
 ``asyncio.timeout()`` cancels) is a runner task parked for the purpose. A handler that
 suspends goes on in that same task, so what it took for its own task stays true, and another
-runner is parked for the next handler. Until one is parked, handlers start as tasks.
+runner is parked for the next handler. A handler that ends at once but kept its task (a
+reference, a done callback) ends that task too, and another runner parks. Until one is
+parked, handlers start as tasks.
 """
 
 from __future__ import annotations
@@ -16,11 +18,22 @@ import logging
 import types
 from asyncio.tasks import _enter_task, _leave_task
 from collections.abc import Callable, Coroutine, Generator
+from sys import getrefcount
 from typing import Any
 
 __all__ = ["EagerStarter"]
 
 logger = logging.getLogger("channels_sio.socketio")
+
+#: What a handler's first step gives when it ran to its end (it yields no such object).
+_ENDED = object()
+
+
+def _callback_count(task: asyncio.Task[Any]) -> int:
+    # The C task's list of done callbacks, which its public API does not show.
+    callbacks = getattr(task, "_callbacks", None)
+    return len(callbacks) if callbacks else 0
+
 
 #: A suspended handler: its coroutine, what it yielded (a future, or None for a bare turn of
 #: the loop), and the context its steps run in.
@@ -52,27 +65,39 @@ class EagerStarter:
         if current is task:
             return False  # started by a handler's own first step: a task of its own
         context = contextvars.copy_context()
+        references = getrefcount(task)
         if current is not None:
             _leave_task(loop, current)
         _enter_task(loop, task)
         try:
             yielded = context.run(coro.send, None)
         except StopIteration:
-            return True
+            yielded = _ENDED
         except asyncio.CancelledError:
-            return True  # it cancelled itself: its task would have ended cancelled, silently
+            yielded = _ENDED  # it cancelled itself: its task would have ended so, silently
         except Exception:
             logger.exception("Socket.IO task failed")
-            return True
+            yielded = _ENDED
         finally:
             _leave_task(loop, task)
             if current is not None:
                 _enter_task(loop, current)
+        if yielded is _ENDED:
+            if getrefcount(task) != references or runner.callbacks != _callback_count(task):
+                # The handler kept its task (to cancel it later, to be told when it ends):
+                # that task ends now, as the handler's own would have, and is never reused.
+                self._retire(runner, loop)
+            return True
         # Suspended: the runner goes on with it, as its task, and another one parks.
         self.parked = None
         runner.go_on((coro, yielded, context))
         self._park(loop)
         return True
+
+    def _retire(self, runner: _Runner, loop: asyncio.AbstractEventLoop) -> None:
+        self.parked = None
+        runner.go_on(None)
+        self._park(loop)
 
     @property
     def idle_task(self) -> asyncio.Task[Any] | None:
@@ -90,6 +115,7 @@ class EagerStarter:
         if self._parking is runner:
             self._parking = None
             self.parked = runner
+            runner.callbacks = _callback_count(runner.task)
 
     def _gone(self, runner: _Runner) -> None:
         if self.parked is runner:
@@ -101,31 +127,40 @@ class EagerStarter:
 class _Runner:
     """A task that parks until a handler started as it suspends, then runs the rest of it."""
 
-    __slots__ = ("_wake", "loop", "task")
+    __slots__ = ("_wake", "callbacks", "loop", "task")
 
     def __init__(self, starter: EagerStarter, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._wake: asyncio.Future[_Suspended] = loop.create_future()
+        #: How many done callbacks its task has while parked (its owner's).
+        self.callbacks = 0
+        self._wake: asyncio.Future[_Suspended | None] = loop.create_future()
         self.task = loop.create_task(self._run(starter))
 
-    def go_on(self, suspended: _Suspended) -> None:
+    def go_on(self, suspended: _Suspended | None) -> None:
+        """Go on with a suspended handler; with None, end (retired)."""
         self._wake.set_result(suspended)
 
     async def _run(self, starter: EagerStarter) -> Any:
         starter._parked(self)
         wake = self._wake
         try:
-            coro, yielded, context = await wake
+            suspended = await wake
         except asyncio.CancelledError:
-            if not wake.done() or wake.cancelled():
+            if not wake.done() or wake.cancelled() or wake.result() is None:
                 starter._gone(self)  # cancelled while parked: the server is stopping
                 raise
             # Cancelled after its handler suspended, before this task took it over (an
             # asyncio.timeout() of the handler's that expired at once): the cancellation is
             # the handler's, as it would have been had it run in a task from the start.
-            coro, yielded, context = wake.result()
+            suspended = wake.result()
+            assert suspended is not None
+            coro, yielded, context = suspended
             if not (isinstance(yielded, asyncio.Future) and yielded.cancel()):
                 return await _follow(coro, context, None, asyncio.CancelledError())
+            return await _follow(coro, context, yielded)
+        if suspended is None:
+            return None  # retired
+        coro, yielded, context = suspended
         return await _follow(coro, context, yielded)
 
 

@@ -87,21 +87,60 @@ async def test_the_first_call_parks_a_runner_and_runs_nothing() -> None:
 async def test_a_handler_that_never_waits_ends_in_the_call_without_a_task(
     starter: EagerStarter, owner: Owner, runner: Any
 ) -> None:
-    seen: list[Any] = []
+    seen: list[bool] = []
     caller = asyncio.current_task()
 
     async def handler() -> None:
-        seen.append(asyncio.current_task())
+        seen.append(asyncio.current_task() is runner.task)
 
     for _ in range(3):
         assert starter.start(handler())
     # It ran as the parked runner, which stays parked for the next handler.
-    assert seen == [runner.task] * 3
+    assert seen == [True] * 3
     assert starter.idle_task is runner.task
     assert asyncio.current_task() is caller
     assert starter.parked is runner
     assert not runner.task.done()
     assert owner.tasks == {runner.task}
+
+
+@pytest.mark.parametrize("keeps", ["a reference", "a done callback"])
+async def test_a_handler_that_keeps_its_task_ends_it_as_its_own_task_would_end(
+    starter: EagerStarter, runner: Any, keeps: str
+) -> None:
+    kept: list[asyncio.Task[Any]] = []
+    told: list[asyncio.Task[Any]] = []
+
+    async def handler() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if keeps == "a reference":
+            kept.append(task)
+        else:
+            task.add_done_callback(told.append)
+
+    assert starter.start(handler())
+    # That runner is not used again: it ends, and another one parks.
+    assert starter.parked is None
+    await asyncio.wait([runner.task])
+    await asyncio.sleep(0)  # its done callbacks' turn
+    assert not runner.task.cancelled()
+    assert told == ([] if kept else [runner.task])
+    assert starter.parked is not None
+    assert starter.parked is not runner
+
+    # A later handler that suspends runs in a task of its own, which cancelling the kept
+    # one (done) does not reach.
+    release: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def later() -> str:
+        return await release
+
+    following = starter.parked
+    assert starter.start(later())
+    runner.task.cancel()
+    release.set_result("done")
+    assert await following.task == "done"
 
 
 async def test_a_handler_that_waits_goes_on_in_the_task_it_began_in(

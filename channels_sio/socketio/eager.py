@@ -102,8 +102,7 @@ class EagerStarter:
     @property
     def idle_task(self) -> asyncio.Task[Any] | None:
         """The parked runner's task, which waits for a handler: one at most, not a leak."""
-        parked = self.parked
-        return parked.task if parked is not None and not parked.task.done() else None
+        return self.parked.task if self.parked is not None else None
 
     def _park(self, loop: asyncio.AbstractEventLoop) -> None:
         parking = self._parking
@@ -146,18 +145,18 @@ class _Runner:
         try:
             suspended = await wake
         except asyncio.CancelledError:
-            if not wake.done() or wake.cancelled() or wake.result() is None:
-                starter._gone(self)  # cancelled while parked: the server is stopping
+            # The wait itself is cancelled when this task is cancelled while parked (the
+            # server is stopping); one retired meanwhile has nothing to go on with.
+            suspended = None if wake.cancelled() else wake.result()
+            if suspended is None:
+                starter._gone(self)
                 raise
             # Cancelled after its handler suspended, before this task took it over (an
             # asyncio.timeout() of the handler's that expired at once): the cancellation is
             # the handler's, as it would have been had it run in a task from the start.
-            suspended = wake.result()
-            assert suspended is not None
             coro, yielded, context = suspended
             if not (isinstance(yielded, asyncio.Future) and yielded.cancel()):
                 return await _follow(coro, context, None, asyncio.CancelledError())
-            return await _follow(coro, context, yielded)
         if suspended is None:
             return None  # retired
         coro, yielded, context = suspended

@@ -15,6 +15,7 @@ from .store import (
     LoggedPacket,
     PacketRecord,
     RecoveryStore,
+    SetMemo,
     dump_data,
     load_data,
 )
@@ -25,6 +26,9 @@ __all__ = ["MemoryStore"]
 #: A logged packet: offset, time written, and the packet without its namespace, as flat
 #: tuples of strings (text, attachments, rooms, except-rooms, excluded sid). Tuples of atomic
 #: values leave the garbage collector's tracking: ten thousand of them cost no collection.
+#: A room tuple is shared (``SetMemo``), never made per entry: a collection finds a new
+#: inner tuple after its entry, so the entry would stay tracked into the oldest generation,
+#: which every full collection then walks (1.7 µs a message in process).
 _Entry = tuple[int, float, str, tuple[bytes, ...], tuple[str, ...], tuple[str, ...], str | None]
 
 
@@ -59,6 +63,7 @@ class MemoryStore(RecoveryStore):
         self._capped: dict[str, tuple[int, float]] = {}
         self._sessions: dict[str, tuple[SessionRecord, float]] = {}  # pid -> (session, expiry)
         self._purged_at = 0.0
+        self._room_tuples: SetMemo[tuple[str, ...]] = SetMemo(tuple)
 
     def record(self, packet: PacketRecord) -> str:
         # Nothing to wait for, so nothing to group: written at once, in one call (this runs
@@ -72,14 +77,15 @@ class MemoryStore(RecoveryStore):
         # Kept serialized: what was sent, whatever the application does to its objects after.
         dumped = packet.dumped
         text, buffers = dumped if dumped is not None else dump_data(packet.data)
+        room_tuples = self._room_tuples
         log.append(
             (
                 offset,
                 now,
                 text,
                 tuple(buffers),
-                tuple(packet.rooms),
-                tuple(packet.except_rooms),
+                room_tuples[packet.rooms],
+                room_tuples[packet.except_rooms],
                 packet.exclude_sid,
             )
         )

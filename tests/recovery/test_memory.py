@@ -3,6 +3,9 @@ contract all stores keep is in test_stores)."""
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+
 import pytest
 
 from channels_sio.recovery import MemoryStore, PacketRecord
@@ -66,3 +69,31 @@ async def test_a_log_purged_whole_is_written_again_from_where_it_stood(clock: Cl
     after = await store.read_after(["/"], "5")
     assert after is not None
     assert [packet.rooms for _, packet in after] == [frozenset({"room9"})]
+
+
+@pytest.fixture
+def no_automatic_collection() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@pytest.mark.usefixtures("no_automatic_collection")
+def test_a_logged_packet_leaves_the_collectors_tracking_at_its_first_collection() -> None:
+    # Entries still tracked would reach the oldest generation by the thousand, and every full
+    # collection would walk them: a full log made each message cost 1.7 µs more.
+    store = MemoryStore()
+    sockets = [frozenset({f"sid{n}"}) for n in range(3)]
+    for rooms in sockets:
+        record(store, 0, rooms)
+    gc.collect()  # the store and the room tuples it shares are old now
+    for n in range(300):
+        record(store, n, sockets[n % 3])
+    gc.collect(0)
+    log = store._log["/"]
+    assert len(log) == 303
+    assert not any(gc.is_tracked(entry) for entry in log)

@@ -35,6 +35,7 @@ PURE_TESTS = (
     "tests/socketio/test_broadcast_operator.py",
     "tests/socketio/test_handlers.py",
     "tests/socketio/test_eager.py",
+    "tests/recovery/test_memory.py",
     "tests/test_conf.py",
     "tests/test_checks.py",
     "tests/test_migrations.py",

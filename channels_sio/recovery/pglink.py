@@ -11,6 +11,10 @@ psycopg 3 opens the connection (its settings, authentication and TLS as Django's
 statements go straight through its libpq connection, parameters and results as text: psycopg's
 asyncio cursor spent about 45 µs of CPU per statement over libpq's own work (measured with
 ``SELECT 1`` on the benchmark machine), as much again as the round trip itself.
+
+Statements are prepared on the server as Django's own connections prepare theirs: only when the
+database's ``OPTIONS`` set ``prepare_threshold`` (Django leaves it unset, for connection
+poolers), after that many runs.
 """
 
 from __future__ import annotations
@@ -46,6 +50,12 @@ class PostgresLink:
         # Taken once: on the event loop, each task context gets a DatabaseWrapper of its own
         # from ``connections``, a heap of reference cycles left to the garbage collector.
         self._database_errors = connections[using].wrap_database_errors
+        # On the current connection: its prepare_threshold, the statements prepared (by
+        # name), and how often each other statement ran.
+        self._threshold: int | None = None
+        self._prepared: dict[bytes, bytes] = {}
+        self._runs: dict[bytes, int] = {}
+        self._named = 0
 
     async def fetch_column(self, statement: bytes, params: Sequence[bytes]) -> list[bytes]:
         """The first column of the rows ``statement`` returns, as text (its parameters,
@@ -59,7 +69,15 @@ class PostgresLink:
                 # fail this write.
                 connection = await self._reconnect()
             try:
-                return await _fetch_column(connection.pgconn, statement, params)
+                name = self._prepared.get(statement)
+                if name is None and self._threshold is not None:
+                    name = await self._prepare(connection.pgconn, statement)
+                try:
+                    return await _fetch_column(connection.pgconn, statement, params, name)
+                except psycopg.errors.InvalidSqlStatementName:
+                    # Deallocated behind our back (DISCARD ALL, a pooler): nothing ran.
+                    self._prepared.clear()
+                    return await _fetch_column(connection.pgconn, statement, params)
             except BaseException as exc:
                 if not isinstance(exc, psycopg.errors.DatabaseError) or (
                     connection.pgconn.status != pq.ConnStatus.OK
@@ -70,6 +88,22 @@ class PostgresLink:
                     self._connection = None
                     await connection.close()
                 raise
+
+    async def _prepare(self, pgconn: pq.abc.PGconn, statement: bytes) -> bytes | None:
+        """The name ``statement`` is prepared under, once it ran ``prepare_threshold`` times
+        on this connection; None until then."""
+        assert self._threshold is not None
+        runs = self._runs.get(statement, 0)
+        if runs < self._threshold:
+            self._runs[statement] = runs + 1
+            return None
+        # Never reused: after a deallocation this link did not see, an old name may be free or not.
+        self._named += 1
+        name = b"channels_sio_%d" % self._named
+        pgconn.send_prepare(name, statement)
+        await _results(pgconn)
+        self._prepared[statement] = name
+        return name
 
     async def _reconnect(self) -> psycopg.AsyncConnection[Any]:
         old, self._connection = self._connection, None
@@ -87,6 +121,8 @@ class PostgresLink:
         # Sends never block the loop: what the socket does not take waits for it to drain.
         connection.pgconn.nonblocking = 1
         self._connection = connection
+        self._threshold = connection.prepare_threshold
+        self._prepared, self._runs = {}, {}
         return connection
 
     async def close(self) -> None:
@@ -97,12 +133,24 @@ class PostgresLink:
 
 
 async def _fetch_column(
-    pgconn: pq.abc.PGconn, statement: bytes, params: Sequence[bytes]
+    pgconn: pq.abc.PGconn,
+    statement: bytes,
+    params: Sequence[bytes],
+    prepared: bytes | None = None,
 ) -> list[bytes]:
-    """Run ``statement`` on the idle connection ``pgconn`` (nonblocking), waiting on the
-    running loop; the first column of its rows."""
+    """Run ``statement`` (the one prepared as ``prepared``, if given) on the idle connection
+    ``pgconn`` (nonblocking), waiting on the running loop; the first column of its rows."""
+    if prepared is None:
+        pgconn.send_query_params(statement, params)
+    else:
+        pgconn.send_query_prepared(prepared, params)
+    return await _results(pgconn)
+
+
+async def _results(pgconn: pq.abc.PGconn) -> list[bytes]:
+    """Send what was queued on ``pgconn`` and read its results to their end; the first column
+    of the rows, or the first error raised."""
     loop = asyncio.get_running_loop()
-    pgconn.send_query_params(statement, params)
     while pgconn.flush():
         await _ready(loop, pgconn.socket, loop.add_writer, loop.remove_writer)
     values: list[bytes] = []

@@ -251,6 +251,60 @@ async def test_a_connection_killed_during_a_write_fails_that_write_alone(
     assert await store.read_after(["/chat"], start) == [(later, packet(2))]
 
 
+async def prepared_inserts(store: DatabaseStore) -> list[str]:
+    """The INSERTs prepared on the connection of the store's grouped writes."""
+    link = await store._links.get()
+    query = b"SELECT statement FROM pg_prepared_statements WHERE statement LIKE 'INSERT%'"
+    return [row.decode() for row in await link.fetch_column(query, [])]
+
+
+async def test_the_batch_insert_is_not_prepared_unless_django_prepares(
+    make_postgres_store: StoreFactory,
+) -> None:
+    # Django leaves prepare_threshold unset, so that connection poolers work.
+    store = make_postgres_store()
+    for n in range(3):
+        await store.append([packet(n)])
+    assert await prepared_inserts(store) == []
+
+
+async def test_the_batch_insert_is_prepared_after_prepare_threshold_runs(
+    make_postgres_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(connections["postgres"].settings_dict["OPTIONS"], "prepare_threshold", 2)
+    store = make_postgres_store()
+    offsets = [(await store.append([packet(n)]))[0] for n in range(2)]
+    assert await prepared_inserts(store) == []
+    offsets += await store.append([packet(2), packet(3)])
+    [insert] = await prepared_inserts(store)
+    assert insert == store._insert_statement(connections["postgres"]) % ("$1::timestamptz", "$2")
+    offsets += await store.append([packet(4)])
+    assert await store.read_after(["/chat"], "0") == [
+        (offset, packet(n)) for n, offset in enumerate(offsets)
+    ]
+
+
+async def test_a_prepared_insert_deallocated_meanwhile_is_run_and_prepared_again(
+    make_postgres_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As DISCARD ALL or a connection pooler would: the write does not fail, nor run twice.
+    monkeypatch.setitem(connections["postgres"].settings_dict["OPTIONS"], "prepare_threshold", 0)
+    store = make_postgres_store()
+    [first] = await store.append([packet(0)])
+    assert len(await prepared_inserts(store)) == 1
+    link = await store._links.get()
+    await link.fetch_column(b"DEALLOCATE ALL", [])
+    assert await prepared_inserts(store) == []
+    [second] = await store.append([packet(1)])
+    [third] = await store.append([packet(2)])
+    assert len(await prepared_inserts(store)) == 1
+    assert await store.read_after(["/chat"], "0") == [
+        (first, packet(0)),
+        (second, packet(1)),
+        (third, packet(2)),
+    ]
+
+
 async def test_purge_deletes_in_bounded_batches(
     make_store: StoreFactory, statements: list[tuple[int, str]]
 ) -> None:

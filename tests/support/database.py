@@ -63,9 +63,9 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
 
     fetch_column = pglink._fetch_column
 
-    async def spy_link(pgconn: Any, statement: bytes, params: Any) -> list[bytes]:
+    async def spy_link(pgconn: Any, statement: bytes, *args: Any) -> list[bytes]:
         ran.append((threading.get_ident(), statement.decode()))
-        return await fetch_column(pgconn, statement, params)
+        return await fetch_column(pgconn, statement, *args)
 
     monkeypatch.setattr(pglink, "_fetch_column", spy_link)
     return ran

@@ -50,9 +50,8 @@ class PostgresLink:
         # Taken once: on the event loop, each task context gets a DatabaseWrapper of its own
         # from ``connections``, a heap of reference cycles left to the garbage collector.
         self._database_errors = connections[using].wrap_database_errors
-        # On the current connection: its prepare_threshold, the statements prepared (by
-        # name), and how often each other statement ran.
-        self._threshold: int | None = None
+        # On the current connection: the statements prepared (by name), and how often each
+        # other statement ran.
         self._prepared: dict[bytes, bytes] = {}
         self._runs: dict[bytes, int] = {}
         self._named = 0
@@ -68,16 +67,18 @@ class PostgresLink:
                 # while nothing was recorded): connect again before sending, rather than
                 # fail this write.
                 connection = await self._reconnect()
+            pgconn = connection.pgconn
             try:
                 name = self._prepared.get(statement)
-                if name is None and self._threshold is not None:
-                    name = await self._prepare(connection.pgconn, statement)
-                try:
-                    return await _fetch_column(connection.pgconn, statement, params, name)
-                except psycopg.errors.InvalidSqlStatementName:
-                    # Deallocated behind our back (DISCARD ALL, a pooler): nothing ran.
-                    self._prepared.clear()
-                    return await _fetch_column(connection.pgconn, statement, params)
+                if name is None and connection.prepare_threshold is not None:
+                    name = await self._prepare(pgconn, statement, connection.prepare_threshold)
+                if name is not None:
+                    try:
+                        return await _fetch_column(pgconn, statement, params, name)
+                    except psycopg.errors.InvalidSqlStatementName:
+                        # Deallocated behind our back (DISCARD ALL, a pooler): nothing ran.
+                        self._prepared.clear()
+                return await _fetch_column(pgconn, statement, params)
             except BaseException as exc:
                 if not isinstance(exc, psycopg.errors.DatabaseError) or (
                     connection.pgconn.status != pq.ConnStatus.OK
@@ -89,15 +90,16 @@ class PostgresLink:
                     await connection.close()
                 raise
 
-    async def _prepare(self, pgconn: pq.abc.PGconn, statement: bytes) -> bytes | None:
-        """The name ``statement`` is prepared under, once it ran ``prepare_threshold`` times
-        on this connection; None until then."""
-        assert self._threshold is not None
+    async def _prepare(
+        self, pgconn: pq.abc.PGconn, statement: bytes, threshold: int
+    ) -> bytes | None:
+        """The name ``statement`` is prepared under, once it ran ``threshold`` times on this
+        connection (its ``prepare_threshold``); None until then."""
         runs = self._runs.get(statement, 0)
-        if runs < self._threshold:
+        if runs < threshold:
             self._runs[statement] = runs + 1
             return None
-        # Never reused: after a deallocation this link did not see, an old name may be free or not.
+        # Never reused: a name deallocated behind our back may or may not be free again.
         self._named += 1
         name = b"channels_sio_%d" % self._named
         pgconn.send_prepare(name, statement)
@@ -121,7 +123,6 @@ class PostgresLink:
         # Sends never block the loop: what the socket does not take waits for it to drain.
         connection.pgconn.nonblocking = 1
         self._connection = connection
-        self._threshold = connection.prepare_threshold
         self._prepared, self._runs = {}, {}
         return connection
 

@@ -525,3 +525,40 @@ def test_purge_command_purges_any_store() -> None:
     assert "Purged 1 " in out.getvalue()
     assert "MemoryStore" in out.getvalue()
     assert "memory" in err.getvalue()  # says that a server's memory is out of its reach
+
+
+ODD = ['a"b', "c\\d", "{e,f}", " g ", "NULL", "", "h\ni", "ünï", '\\"', '","']
+
+
+@pytest.mark.parametrize("outside", [False, True], ids=["on the loop", "in the thread"])
+async def test_text_in_every_column_is_written_as_given(
+    make_store: StoreFactory, using: str, outside: bool
+) -> None:
+    # On PostgreSQL a batch travels as one JSON document unpacked by the server: quotes,
+    # backslashes, braces, commas, blanks and the word NULL are text like any other.
+    store = make_store()
+    sent = [
+        PacketRecord(
+            f"/{odd}",
+            [odd, {odd: [odd, "\\u0041"]}, b"\x00\\" if n % 2 else odd],
+            frozenset({odd, "plain"}),
+            frozenset({odd + "x"}),
+            exclude_sid=odd or None,
+        )
+        for n, odd in enumerate(ODD)
+    ]
+    offsets = await (store.append_outside if outside else store.append)(sent)
+    assert len(offsets) == len(sent)
+    read = await store.read_after([packet.namespace for packet in sent], "0")
+    assert read == list(zip(offsets, sent, strict=True))
+
+    def rows() -> list[tuple[str, str, str]]:
+        try:
+            found = RecoveryPacket.objects.using(using).order_by("pk")
+            return [(row.event, row.room_names, row.exclude_sid) for row in found]
+        finally:
+            connections[using].close()
+
+    assert await asyncio.to_thread(rows) == [
+        (odd, "\n".join(sorted({odd, "plain"})), odd) for odd in ODD
+    ]

@@ -143,53 +143,38 @@ def _id(raw: bytes) -> StreamId:
     return int(ms), int(n)
 
 
-def _size(text: str) -> int:
-    """The length of ``text`` in UTF-8, as the script counts."""
-    return len(text) if text.isascii() else len(text.encode())
-
-
-def _room_list(rooms: frozenset[str]) -> str:
+def _room_list(rooms: frozenset[str]) -> bytes:
     """A room set as an entry's value: its JSON list, with the length before it."""
-    room_list = dump_data(sorted(rooms))[0]
-    return f"{_size(room_list)}:{room_list}"
+    room_list = dump_data(sorted(rooms))[0].encode()
+    return b"%d:%b" % (len(room_list), room_list)
 
 
-def _entry(stream: int, packet: PacketRecord, room_lists: SetMemo[str]) -> str | bytes:
+def _entry(stream: int, packet: PacketRecord, room_lists: SetMemo[bytes]) -> bytes:
     """One entry of the append script's blob: its stream's index in KEYS, its field count,
     then its fields and values, each as "<length>:<bytes>" (written out here rather than by a
-    function per field: this runs for every packet recorded). Text, encoded once with the
-    whole blob (:func:`_blob`); bytes when the packet has attachments, which are not text."""
+    function per field: this runs for every packet recorded)."""
     dumped = packet.dumped  # serialized(), inline: this runs for every packet recorded
     text, buffers = dumped if dumped is not None else dump_data(packet.data)
+    data = text.encode()
     rooms = packet.rooms
     if not buffers and not packet.except_rooms and packet.exclude_sid is None and stream < 10:
         # Most packets: sent to rooms (a socket's own, for socket.emit) or to all; one format.
         if rooms:
-            return f"1:{stream}1:41:d{_size(text)}:{text}1:r{room_lists[rooms]}"
-        return f"1:{stream}1:21:d{_size(text)}:{text}"
-    fields = [f"1:d{_size(text)}:{text}"]
+            return b"1:%d1:41:d%d:%b1:r%b" % (stream, len(data), data, room_lists[rooms])
+        return b"1:%d1:21:d%d:%b" % (stream, len(data), data)
+    fields = [b"1:d%d:%b" % (len(data), data)]
+    if buffers:
+        packed = pack_buffers(buffers)
+        fields.append(b"1:b%d:%b" % (len(packed), packed))
     if rooms:
-        fields.append("1:r" + room_lists[rooms])
+        fields.append(b"1:r" + room_lists[rooms])
     if packet.except_rooms:
-        fields.append("1:x" + room_lists[packet.except_rooms])
+        fields.append(b"1:x" + room_lists[packet.except_rooms])
     if packet.exclude_sid is not None:
-        fields.append(f"1:s{_size(packet.exclude_sid)}:{packet.exclude_sid}")
-    index, count = str(stream), str(2 * (len(fields) + bool(buffers)))
-    entry = f"{len(index)}:{index}{len(count)}:{count}" + "".join(fields)
-    if not buffers:
-        return entry
-    packed = pack_buffers(buffers)
-    return entry.encode() + b"1:b%d:%b" % (len(packed), packed)
-
-
-def _blob(entries: list[str | bytes]) -> bytes:
-    """The entries as the script's blob argument."""
-    try:
-        return "".join(entries).encode()  # type: ignore[arg-type]
-    except TypeError:  # attachments among them: their entries are bytes
-        return b"".join(
-            [entry if isinstance(entry, bytes) else entry.encode() for entry in entries]
-        )
+        sid = packet.exclude_sid.encode()
+        fields.append(b"1:s%d:%b" % (len(sid), sid))
+    index, count = b"%d" % stream, b"%d" % (2 * len(fields))
+    return b"%d:%b%d:%b" % (len(index), index, len(count), count) + b"".join(fields)
 
 
 def _record(namespace: str, fields: dict[bytes, bytes]) -> PacketRecord:
@@ -302,7 +287,7 @@ class RedisStore(RecoveryStore):
             return []
         streams: dict[str, int] = {}  # namespace -> its stream's index in KEYS (from 1)
         room_lists = self._room_lists
-        blob = _blob(
+        blob = b"".join(
             [
                 _entry(streams.setdefault(packet.namespace, len(streams) + 3), packet, room_lists)
                 for packet in packets

@@ -23,9 +23,12 @@ frames, so that the harness's own share can be subtracted.
 
 Wall time on a shared VM moves by tens of percent. ``--callgrind`` runs the scenario twice
 under ``valgrind --tool=callgrind`` (``count`` and ``count * 6`` round trips) and prints the
-difference in instructions per round trip: the same number on every run of the same code, so it
-shows changes of 1%. It takes about a minute. Not a test and not a benchmark against anything:
-a tool for tuning (see docs/benchmarks.md).
+difference in instructions per round trip, with the hash seed fixed (``PYTHONHASHSEED=0``: a
+random seed lays dicts out differently, which moved the count by up to 0.7k between runs): the
+same number on every run of the same code (the Redis and database stores' batches follow their
+round trips, which moves their count by about 0.1%), so it shows changes of 1%. It takes about a
+minute. Not a test and not a benchmark against anything: a tool for tuning (see
+docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -303,6 +306,7 @@ def _instructions(
         check=True,
         capture_output=True,
         timeout=900,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
     )
     totals = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE)
     assert totals is not None, f"no totals in {out}"

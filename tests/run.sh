@@ -3,6 +3,8 @@
 # Usage: bash tests/run.sh [pytest arguments] (with arguments, only ruff, mypy and that pytest
 # run). With CI set, tests needing Redis, PostgreSQL, Node, a browser or nginx fail instead of
 # skipping, and the pure tests run on the other Python and Django versions too (noxfile.py).
+# The whole suite runs as two pytest processes at once: the few tests that mostly wait
+# (marked wall_clock) beside all the others.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,7 +43,11 @@ fi
 # A throwaway Redis on a free port when none answers at REDIS_URL (default 127.0.0.1:6379).
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
 redis_pid=""
-cleanup() { [ -z "$redis_pid" ] || kill "$redis_pid" 2>/dev/null || true; }
+side_pid=""
+cleanup() {
+  [ -z "$side_pid" ] || kill "$side_pid" 2>/dev/null || true
+  [ -z "$redis_pid" ] || kill "$redis_pid" 2>/dev/null || true
+}
 trap cleanup EXIT
 if ! .venv/bin/python -c 'import os, redis; redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=2).ping()' 2>/dev/null; then
   if command -v redis-server >/dev/null; then
@@ -73,16 +79,47 @@ echo "== docs site"
 docs_site=$(mktemp -d)
 NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$docs_site"
 rm -rf "$docs_site"
+# pytest's exit status, where 5 (no tests collected) is a failure too.
+pytest_failed() {
+  if [ "$1" -eq 5 ]; then
+    echo "pytest collected no tests ($2): that is a failure" >&2
+    return 0
+  fi
+  [ "$1" -ne 0 ]
+}
+
 echo "== pytest"
-set +e
-.venv/bin/python -m pytest "$@"
-status=$?
-set -e
-if [ "$status" -eq 5 ]; then
-  echo "pytest collected no tests: that is a failure" >&2
-  exit 1
+if [ "$#" -gt 0 ]; then
+  set +e
+  .venv/bin/python -m pytest "$@"
+  status=$?
+  set -e
+  if pytest_failed "$status" "$*"; then exit 1; fi
+else
+  # The tests that mostly wait (marked wall_clock: connections kept for 100 s) run in a pytest
+  # process of their own, beside the rest, rather than adding their minutes to it. They start
+  # their own servers on free ports; the process gets its own temporary directory and run id
+  # (the names of its PostgreSQL databases).
+  side_log=$(mktemp)
+  side_tmp=$(mktemp -d)
+  CSIO_RUN_ID="wallclock$$" .venv/bin/python -m pytest -m wall_clock -p no:cacheprovider \
+    --basetemp "$side_tmp" >"$side_log" 2>&1 &
+  side_pid=$!
+  set +e
+  .venv/bin/python -m pytest -m "not wall_clock"
+  status=$?
+  wait "$side_pid"
+  side_status=$?
+  set -e
+  side_pid=""
+  echo "== pytest -m wall_clock (run beside the rest)"
+  cat "$side_log"
+  rm -rf "$side_log" "$side_tmp"
+  failed=0
+  if pytest_failed "$status" "-m 'not wall_clock'"; then failed=1; fi
+  if pytest_failed "$side_status" "-m wall_clock"; then failed=1; fi
+  [ "$failed" -eq 0 ] || exit 1
 fi
-[ "$status" -eq 0 ] || exit "$status"
 
 if [ "$#" -eq 0 ] && [ -n "${CI:-}" ]; then
   echo "== nox: the pure tests on the other Python and Django versions"

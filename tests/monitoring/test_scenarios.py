@@ -306,6 +306,7 @@ def test_a_healthy_client_raises_no_alarm(server: Monitored) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.wall_clock
 @pytest.mark.timeout(240)
 def test_a_healthy_client_connected_for_100_seconds_raises_no_alarm(server: Monitored) -> None:
     healthy_client(server, 100)

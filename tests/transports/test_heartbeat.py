@@ -58,6 +58,7 @@ async def test_pong_late_by_less_than_timeout(protocol_server: ServerProcess) ->
 
 
 @pytest.mark.slow
+@pytest.mark.wall_clock
 @pytest.mark.timeout(150)
 async def test_websocket_alive_for_100_seconds(protocol_server: ServerProcess) -> None:
     async with websocket_session(protocol_server) as (sock, handshake):

@@ -42,6 +42,7 @@ PURE_TESTS = (
     "tests/test_routing.py",
     "tests/test_asgi.py",
     "tests/test_auth.py",
+    "tests/test_tasks.py",
     "tests/testing",
 )
 

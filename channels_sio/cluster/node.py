@@ -21,6 +21,7 @@ from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_
 
 from .. import conf
 from ..socketio import SocketIOServer
+from ..tasks import OwnedTasks
 from .adapter import ClusterAdapter, CrossNode
 from .forwarding import PollingForwarder
 from .membership import Membership
@@ -60,7 +61,7 @@ class Node:
         self.messages_sent = 0
         self._handlers: dict[str, MessageHandler] = {}
         self._slow: set[str] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = OwnedTasks(logger, "node %s: task failed", self.id)
         self._starting: asyncio.Future[None] | None = None
         self.membership = Membership(self)
         self.requests = Requests(self)
@@ -151,15 +152,7 @@ class Node:
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run ``coro`` as a task the node owns (cancelled by :meth:`stop`)."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("node %s: task failed", self.id, exc_info=task.exception())
+        return self._tasks.spawn(coro)
 
     async def _receive(self) -> None:
         layer, channel = self.layer, self.channel
@@ -262,10 +255,7 @@ class Node:
         if engine.remote_owner is self.upgrades:
             engine.remote_owner = None
             engine.upgrade_window = None
-        tasks = list(self._tasks)
-        self._tasks.clear()
-        for task in tasks:
-            task.cancel()
+        tasks = self._tasks.cancel()
         if tasks:
             # wait() does not re-raise the tasks' CancelledError, yet lets ours through.
             _, stuck = await asyncio.wait(tasks, timeout=STOP_WAIT)

@@ -12,6 +12,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from ..tasks import OwnedTasks
 from .config import EngineIOConfig
 from .errors import CloseReason, ErrorCode
 from .handover import RemoteOwner, RemoteProbe
@@ -115,7 +116,7 @@ class EngineIOServer:
         self.observers: list[EngineObserver] = []
         limit = self.config.handshake_rate_limit
         self._limiter = HandshakeLimiter(*limit) if limit is not None else None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = OwnedTasks(logger, "Engine.IO task failed")
         EngineIOServer._running.add(self)
 
     @classmethod
@@ -272,23 +273,13 @@ class EngineIOServer:
         """Close every session with ``server shutting down``, then cancel owned tasks."""
         for session in list(self.sessions.values()):
             await session.close(CloseReason.SERVER_SHUTTING_DOWN)
-        tasks = [task for task in self._tasks if task is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks.cancel(), return_exceptions=True)
 
     # -- owned tasks ----------------------------------------------------------------------
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run ``coro`` as a task this server owns (cancelled by :meth:`shutdown`)."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("Engine.IO task failed", exc_info=task.exception())
+        self._tasks.spawn(coro)
 
     # -- origin / CORS --------------------------------------------------------------------
 

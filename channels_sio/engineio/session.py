@@ -10,11 +10,12 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from ..tasks import OwnedTasks
 from .errors import CloseReason
 from .packet import Packet, PacketType
 
@@ -160,7 +161,7 @@ class Transport(ABC):
         session = self.session
         if session is not None and session.is_open and session.transport is self:
             logger.info("session %s: more than %d packets queued", session.sid, self.queued - 1)
-            session._spawn(session.close(CloseReason.SEND_QUEUE_FULL))
+            session._tasks.spawn(session.close(CloseReason.SEND_QUEUE_FULL))
 
 
 class Session:
@@ -201,7 +202,7 @@ class Session:
         self._probe: Transport | None = None
         self._heartbeat: asyncio.TimerHandle | None = None
         self._upgrade_timer: asyncio.TimerHandle | None = None
-        self._tasks: dict[asyncio.Task[None], None] = {}  # an ordered set, small when empty
+        self._tasks = OwnedTasks(logger, "session %s: background task failed", sid)
         #: Where this session's messages go, when a layer above takes them directly (the
         #: Socket.IO bridge does); None sends them to the server's ``on_message`` handler.
         self.receiver: Callable[[str | bytes], Awaitable[None]] | None = None
@@ -232,18 +233,6 @@ class Session:
     @property
     def is_open(self) -> bool:
         return self.state in _OPEN_STATES
-
-    # -- owned background work ------------------------------------------------------------
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks[task] = None
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.pop(task, None)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("session %s: background task failed", self.sid, exc_info=task.exception())
 
     # -- sending --------------------------------------------------------------------------
 
@@ -281,7 +270,7 @@ class Session:
             waiting = next(steps)
         except StopIteration:
             return  # the common case: taken at once, no task
-        self._spawn(_go_on(steps, waiting))
+        self._tasks.spawn(_go_on(steps, waiting))
 
     # -- receiving ------------------------------------------------------------------------
 
@@ -331,11 +320,11 @@ class Session:
         self._heartbeat = loop.call_later(
             self.server.config.ping_timeout / 1000, self._ping_timed_out
         )
-        self._spawn(self.send_packets([Packet(PacketType.PING)]))
+        self._tasks.spawn(self.send_packets([Packet(PacketType.PING)]))
 
     def _ping_timed_out(self) -> None:
         self._heartbeat = None
-        self._spawn(self.close(CloseReason.PING_TIMEOUT))
+        self._tasks.spawn(self.close(CloseReason.PING_TIMEOUT))
 
     def _on_pong(self) -> None:
         self.last_pong = now = time.monotonic()
@@ -413,7 +402,7 @@ class Session:
         self._hold_timer = None
         # A handover under way decides for itself (taken over, or attached when it fails).
         if self.upgrade_state is not UpgradeState.HANDING_OVER:
-            self._spawn(self.attach())
+            self._tasks.spawn(self.attach())
 
     def _cancel_hold_timer(self) -> None:
         if self._hold_timer is not None:
@@ -499,8 +488,7 @@ class Session:
         self._set_state(SessionState.CLOSED)
         self.server.forget(self)
         self.server.notify_moved(self)
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel()
         logger.debug("session %s: handed over", self.sid)
         return Handover(messages, leftovers, self.connected_at)
 
@@ -515,7 +503,7 @@ class Session:
 
     def _handover_timed_out(self) -> None:
         self._upgrade_timer = None
-        self._spawn(self.abandon_handover())
+        self._tasks.spawn(self.abandon_handover())
 
     async def complete_upgrade(self) -> None:
         """``5`` arrived on the probe: it becomes the transport; leftovers move over, in order."""
@@ -544,7 +532,7 @@ class Session:
 
     def _upgrade_timed_out(self) -> None:
         self._upgrade_timer = None
-        self._spawn(self.abandon_upgrade())
+        self._tasks.spawn(self.abandon_upgrade())
 
     def _cancel_upgrade_timer(self) -> None:
         if self._upgrade_timer is not None:
@@ -581,7 +569,4 @@ class Session:
         finally:
             self._set_state(SessionState.CLOSED)
             self.server.notify_closed(self, reason)
-            current = asyncio.current_task()
-            for task in list(self._tasks):
-                if task is not current:
-                    task.cancel()
+            self._tasks.cancel()

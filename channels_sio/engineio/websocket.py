@@ -128,7 +128,7 @@ class WebSocketTransport(Transport):
         self._queue.clear()
         session = self.session
         if session is not None and session.transport is self:
-            session._spawn(session.close(CloseReason.TRANSPORT_ERROR))
+            session._tasks.spawn(session.close(CloseReason.TRANSPORT_ERROR))
 
     def _too_large(self, frame: str | bytes) -> bool:
         size = len(frame.encode()) if isinstance(frame, str) else len(frame)

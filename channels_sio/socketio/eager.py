@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import logging
 import types
 from asyncio.tasks import _enter_task, _leave_task
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Coroutine, Generator
 from sys import getrefcount
 from typing import Any
 
-__all__ = ["EagerStarter"]
+from ..tasks import OwnedTasks
 
-logger = logging.getLogger("channels_sio.socketio")
+__all__ = ["EagerStarter"]
 
 #: What a handler's first step gives when it ran to its end (it yields no such object).
 _ENDED = object()
@@ -43,11 +42,12 @@ _Suspended = tuple[Coroutine[Any, Any, Any], Any, contextvars.Context]
 class EagerStarter:
     """Starts handler coroutines for one server, on one event loop at a time.
 
-    ``own`` takes each runner task (the server owns them: they are cancelled on shutdown).
+    ``tasks`` owns each runner task (the server's: they are cancelled on shutdown), and logs
+    a handler that fails in its first step as it would the handler's own task.
     """
 
-    def __init__(self, own: Callable[[asyncio.Task[Any]], None]) -> None:
-        self._own = own
+    def __init__(self, tasks: OwnedTasks) -> None:
+        self._tasks = tasks
         #: The runner waiting for a handler, once it has parked; None until then.
         self.parked: _Runner | None = None
         self._parking: _Runner | None = None
@@ -75,8 +75,8 @@ class EagerStarter:
             yielded = _ENDED
         except asyncio.CancelledError:
             yielded = _ENDED  # it cancelled itself: its task would have ended so, silently
-        except Exception:
-            logger.exception("Socket.IO task failed")
+        except Exception as exc:
+            self._tasks.failed(exc)
             yielded = _ENDED
         finally:
             _leave_task(loop, task)
@@ -108,7 +108,7 @@ class EagerStarter:
         parking = self._parking
         if parking is None or parking.loop is not loop or parking.task.done():
             self._parking = _Runner(self, loop)
-            self._own(self._parking.task)
+            self._tasks.own(self._parking.task)
 
     def _parked(self, runner: _Runner) -> None:
         if self._parking is runner:

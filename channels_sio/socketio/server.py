@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar, overload
 from asgiref.sync import sync_to_async
 
 from ..engineio import CloseReason, EngineIOConfig, EngineIOServer, Session
+from ..tasks import OwnedTasks
 from .adapter import Adapter, LocalAdapter
 from .broadcast import BroadcastOperator
 from .bus import Bus, RemoteSocket
@@ -144,8 +145,8 @@ class SocketIOServer:
         self.clients: dict[str, Client] = {}
         self.namespaces: dict[str, Namespace] = {"/": Namespace(self, "/")}
         self._dynamic: list[tuple[NamespaceMatcher, Namespace]] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._eager = EagerStarter(self._own)
+        self._tasks = OwnedTasks(logger, "Socket.IO task failed")
+        self._eager = EagerStarter(self._tasks)
         #: Reaches the other server processes (set by this process's cluster node).
         self.bus: Bus | None = None
         self._adapter_factory: AdapterFactory = LocalAdapter
@@ -194,7 +195,7 @@ class SocketIOServer:
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run ``coro`` as a task this server owns (cancelled by :meth:`shutdown`)."""
-        self._own(asyncio.get_running_loop().create_task(coro))
+        self._tasks.spawn(coro)
 
     def start_handler(self, coro: Coroutine[Any, Any, Any], *, eager: bool = True) -> bool:
         """Run the handling of one packet (an event, a CONNECT, an acknowledgement callback)
@@ -211,23 +212,14 @@ class SocketIOServer:
         if sys.version_info >= (3, 12):
             task = asyncio.Task(coro, loop=asyncio.get_running_loop(), eager_start=True)
             if task.done():
-                self._task_done(task)
+                self._tasks.ended(task)
             else:
-                self._own(task)
+                self._tasks.own(task)
             return True
         if eager and self._eager.start(coro):
             return True
         self.spawn(coro)
         return False
-
-    def _own(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("Socket.IO task failed", exc_info=task.exception())
 
     def call_handler(self, handler: Handler, *args: Any) -> Awaitable[Any]:
         """Call an application handler, ``async def`` or plain ``def`` (run off the loop).
@@ -254,10 +246,7 @@ class SocketIOServer:
         recovery = self._config.recovery if self._config is not None else None
         if recovery is not None:
             await recovery.close()
-        tasks = [task for task in self._tasks if task is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks.cancel(), return_exceptions=True)
 
     # -- observers ------------------------------------------------------------------------
 

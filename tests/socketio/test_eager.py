@@ -10,30 +10,24 @@ from typing import Any
 import pytest
 
 from channels_sio.socketio.eager import EagerStarter
+from channels_sio.tasks import OwnedTasks
 
 VAR: contextvars.ContextVar[str] = contextvars.ContextVar("VAR", default="caller")
 
 
-class Owner:
-    """What the server does with the runners: keeps them, and sees how they end."""
+class Owner(OwnedTasks):
+    """The server's tasks, as it makes them, with the failures they log kept to look at."""
 
     def __init__(self) -> None:
-        self.tasks: set[asyncio.Task[Any]] = set()
+        super().__init__(logging.getLogger("channels_sio.socketio"), "Socket.IO task failed")
         self.failures: list[BaseException] = []
 
-    def own(self, task: asyncio.Task[Any]) -> None:
-        self.tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self.tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self.failures.append(task.exception())  # type: ignore[arg-type]
+    def failed(self, exc: BaseException) -> None:
+        self.failures.append(exc)
+        super().failed(exc)
 
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*self.cancel(), return_exceptions=True)
 
 
 @pytest.fixture
@@ -44,7 +38,7 @@ def owner() -> Owner:
 @pytest.fixture
 async def starter(owner: Owner) -> Any:
     """A starter whose runner has parked."""
-    starter = EagerStarter(owner.own)
+    starter = EagerStarter(owner)
     unstarted = _noop()
     assert not starter.start(unstarted)  # no runner parked yet: the caller makes a task
     unstarted.close()
@@ -67,7 +61,7 @@ async def _noop() -> None:
 
 async def test_the_first_call_parks_a_runner_and_runs_nothing() -> None:
     owner = Owner()
-    starter = EagerStarter(owner.own)
+    starter = EagerStarter(owner)
     ran: list[int] = []
 
     async def handler() -> None:
@@ -79,7 +73,7 @@ async def test_the_first_call_parks_a_runner_and_runs_nothing() -> None:
     coro.close()
     await asyncio.sleep(0)
     assert starter.parked is not None
-    assert starter.parked.task in owner.tasks
+    assert starter.parked.task in owner
     await owner.stop()
     assert starter.parked is None  # cancelled while parked: forgotten
 
@@ -101,7 +95,7 @@ async def test_a_handler_that_never_waits_ends_in_the_call_without_a_task(
     assert asyncio.current_task() is caller
     assert starter.parked is runner
     assert not runner.task.done()
-    assert owner.tasks == {runner.task}
+    assert list(owner) == [runner.task]
 
 
 @pytest.mark.parametrize("keeps", ["a reference", "a done callback"])

@@ -79,13 +79,15 @@ echo "== docs site"
 docs_site=$(mktemp -d)
 NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$docs_site"
 rm -rf "$docs_site"
-# pytest's exit status, where 5 (no tests collected) is a failure too.
-pytest_failed() {
+# The exit status a pytest run stands for: its own, but 1 for 5 (no tests collected), which
+# is a failure too.
+pytest_status() {
   if [ "$1" -eq 5 ]; then
     echo "pytest collected no tests ($2): that is a failure" >&2
-    return 0
+    echo 1
+  else
+    echo "$1"
   fi
-  [ "$1" -ne 0 ]
 }
 
 echo "== pytest"
@@ -94,7 +96,8 @@ if [ "$#" -gt 0 ]; then
   .venv/bin/python -m pytest "$@"
   status=$?
   set -e
-  if pytest_failed "$status" "$*"; then exit 1; fi
+  status=$(pytest_status "$status" "$*")
+  [ "$status" -eq 0 ] || exit "$status"
 else
   # The tests that mostly wait (marked wall_clock: connections kept for 100 s) run in a pytest
   # process of their own, beside the rest, rather than adding their minutes to it. They start
@@ -115,10 +118,10 @@ else
   echo "== pytest -m wall_clock (run beside the rest)"
   cat "$side_log"
   rm -rf "$side_log" "$side_tmp"
-  failed=0
-  if pytest_failed "$status" "-m 'not wall_clock'"; then failed=1; fi
-  if pytest_failed "$side_status" "-m wall_clock"; then failed=1; fi
-  [ "$failed" -eq 0 ] || exit 1
+  status=$(pytest_status "$status" "-m 'not wall_clock'")
+  side_status=$(pytest_status "$side_status" "-m wall_clock")
+  [ "$status" -eq 0 ] || exit "$status"
+  [ "$side_status" -eq 0 ] || exit "$side_status"
 fi
 
 if [ "$#" -eq 0 ] && [ -n "${CI:-}" ]; then

@@ -45,7 +45,9 @@ export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
 redis_pid=""
 side_pid=""
 cleanup() {
-  [ -z "$side_pid" ] || kill "$side_pid" 2>/dev/null || true
+  # The side pytest leads a process group of its own, with the servers it started: an
+  # interrupted run stops them all, not the pytest alone.
+  [ -z "$side_pid" ] || kill -TERM -- "-$side_pid" 2>/dev/null || kill "$side_pid" 2>/dev/null || true
   [ -z "$redis_pid" ] || kill "$redis_pid" 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -105,8 +107,12 @@ else
   # (the names of its PostgreSQL databases).
   side_log=$(mktemp)
   side_tmp=$(mktemp -d)
-  CSIO_RUN_ID="wallclock$$" .venv/bin/python -m pytest -m wall_clock -p no:cacheprovider \
-    --basetemp "$side_tmp" >"$side_log" 2>&1 &
+  # setsid (util-linux): a process group of its own. A background job of this script is not a
+  # group leader, so setsid does not fork, and $! is its pid and the group's id. Without
+  # setsid (macOS), cleanup stops the pytest alone.
+  own_group=$(command -v setsid || true)
+  CSIO_RUN_ID="wallclock$$" $own_group .venv/bin/python -m pytest -m wall_clock \
+    -p no:cacheprovider --basetemp "$side_tmp" >"$side_log" 2>&1 &
   side_pid=$!
   set +e
   .venv/bin/python -m pytest -m "not wall_clock"

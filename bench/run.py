@@ -37,9 +37,12 @@ database store's database, and a row fails unless its node's row is in that regi
 monitoring off, is not). ``channels_sio-nomon`` (settings_bench's MONITORING=0) runs in the
 echo and connect scenarios (``--compare-scenarios``), and ``--baseline REV`` adds
 ``channels_sio@REV`` there: that git revision's channels_sio, example project and bench servers
-(``git archive``), with its own settings_bench and its own migrated SQLite file. They add a
-table: channels_sio's CPU per unit over the variant's, same server, same round (monitoring on /
-off, this code / the baseline; MONITORING_COST_TARGET).
+(``git archive``), with its own settings_bench and its own migrated SQLite file. In the recovery
+scenarios the baseline runs with recovery off and with each store of ``--apps``
+(``channels_sio+redis@REV``, ...; the database store in a database of its own, migrated by that
+revision), each right after this code's row. They add a table: channels_sio's CPU per unit (or
+its row's of the same store) over the variant's, same server, same round (monitoring on / off,
+this code / the baseline; MONITORING_COST_TARGET).
 
 It prints a table per scenario (median and min-max of throughput and of the server's CPU time
 per unit over the rounds), the ratio channels_sio / python-socketio per round on the same ASGI
@@ -71,7 +74,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -128,9 +131,12 @@ class App:
     store: str | None = None  # "memory", "database", "redis"; Node's: "memory" (its adapter)
     django: bool = False  # the example project: a database for monitoring's registry
     monitoring: bool = True  # (django) settings_bench's MONITORING: the registry is written
-    # A variant of channels_sio compared with it (MONITORING_COST_TARGET), in the
-    # --compare-scenarios only: "nomon" (monitoring off) or "baseline" (another revision's code).
+    # A variant of channels_sio compared with it (MONITORING_COST_TARGET): "nomon" (monitoring
+    # off, in the --compare-scenarios only) or "baseline" (another revision's code: in the
+    # --compare-scenarios, and in the recovery scenarios with recovery off and each store).
     variant: str | None = None
+    # (variant) The app of the code under test that it is compared with, same server and round.
+    counterpart: str = "channels_sio"
 
 
 CHANNELS_SIO_ENV = (
@@ -156,21 +162,40 @@ def _channels_sio(store: str | None = None) -> App:
 
 #: channels_sio with monitoring off (settings_bench's MONITORING=0).
 NOMON = "channels_sio-nomon"
-#: The baseline's app: ``channels_sio@REV`` (--baseline REV), the code of that git revision.
+#: The baseline's app: ``channels_sio@REV`` (--baseline REV), the code of that git revision;
+#: with a store, ``channels_sio+STORE@REV``.
 BASELINE_PREFIX = "channels_sio@"
+#: The stores whose rows get a baseline row too (the recovery scenarios).
+STORES = ("memory", "database", "redis")
 
 
-def baseline_app(rev: str) -> App:
-    """channels_sio at git revision ``rev`` (its own settings_bench; the run exports its code)."""
-    return App(
-        f"{BASELINE_PREFIX}{rev}",
-        "example_project.asgi:application",
-        "example_project",
-        ("example_project", "."),
-        CHANNELS_SIO_ENV,
-        django=True,
+def baseline_name(rev: str, store: str | None = None) -> str:
+    """The baseline's app of ``rev``: recovery off, or on with ``store``."""
+    return f"{BASELINE_PREFIX}{rev}" if store is None else f"channels_sio+{store}@{rev}"
+
+
+def baseline_app(rev: str, store: str | None = None) -> App:
+    """channels_sio at git revision ``rev`` (its own settings_bench; the run exports its code),
+    with recovery off or on with ``store``, compared with this code's row of the same store."""
+    this = _channels_sio(store)
+    return replace(
+        this,
+        name=baseline_name(rev, store),
+        recovery_of=None if store is None else baseline_name(rev),
         variant="baseline",
+        counterpart=this.name,
     )
+
+
+def parse_baseline(name: str) -> tuple[str, str | None] | None:
+    """(rev, store) of a baseline's app name; None when it is not one."""
+    head, at, rev = name.partition("@")
+    if not at or not rev:
+        return None
+    if head == "channels_sio":
+        return rev, None
+    store = head.removeprefix("channels_sio+")
+    return (rev, store) if store != head and store in STORES else None
 
 
 NODE_SERVER = "bench/servers/socketio_server.js"
@@ -257,27 +282,30 @@ COMPARE_SCENARIOS = ("echo", "connect")
 
 
 def app_named(name: str) -> App:
-    """APPS[name], or the baseline's app (``channels_sio@REV``)."""
+    """APPS[name], or a baseline's app (``channels_sio@REV``, ``channels_sio+STORE@REV``)."""
     if name in APPS:
         return APPS[name]
-    if name.startswith(BASELINE_PREFIX):
-        return baseline_app(name.removeprefix(BASELINE_PREFIX))
+    parsed = parse_baseline(name)
+    if parsed is not None:
+        return baseline_app(*parsed)
     raise KeyError(name)
 
 
 def ordered_configs(apps: Iterable[str] = ()) -> list[tuple[str, str]]:
-    """CONFIGS, with each baseline app among ``apps`` right after channels_sio-nomon on every
-    ASGI server: channels_sio, channels_sio-nomon, channels_sio@REV, back to back."""
-    baselines = [
-        name
-        for name in dict.fromkeys(apps)
-        if name not in APPS and name.startswith(BASELINE_PREFIX)
-    ]
+    """CONFIGS, with each baseline app among ``apps`` right after its counterpart's place on
+    every ASGI server: channels_sio, channels_sio-nomon, channels_sio@REV, back to back, and
+    each store's row, then its baseline (channels_sio+redis, channels_sio+redis@REV)."""
+    after: dict[str, list[str]] = {}
+    for name in dict.fromkeys(apps):
+        if name not in APPS and parse_baseline(name) is not None:
+            counterpart = app_named(name).counterpart
+            after.setdefault(NOMON if counterpart == "channels_sio" else counterpart, []).append(
+                name
+            )
     configs = []
     for app, server in CONFIGS:
         configs.append((app, server))
-        if app == NOMON:
-            configs += [(baseline, server) for baseline in baselines]
+        configs += [(baseline, server) for baseline in after.get(app, ())]
     return configs
 
 
@@ -706,8 +734,9 @@ def configs_for(
     servers: Sequence[str],
     compare: Sequence[str] = COMPARE_SCENARIOS,
 ) -> list[tuple[str, str]]:
-    """The (app, server) pairs of one scenario, in the order of a round. ``apps`` may name a
-    baseline (``channels_sio@REV``); channels_sio's variants run in ``compare`` only."""
+    """The (app, server) pairs of one scenario, in the order of a round. ``apps`` may name
+    baselines (``channels_sio@REV``, ``channels_sio+STORE@REV``); channels_sio's variants run in
+    ``compare`` only, but for the baseline's, which also run in the recovery scenarios."""
     chosen = []
     for app, asgi in ordered_configs(apps):
         definition = app_named(app)
@@ -717,7 +746,10 @@ def configs_for(
             continue
         if definition.recovery_of and scenario not in RECOVERY_SCENARIOS:
             continue
-        if definition.variant and (scenario not in compare or scenario == "cluster"):
+        compared_here = scenario in compare or (
+            definition.variant == "baseline" and scenario in RECOVERY_SCENARIOS
+        )
+        if definition.variant and (not compared_here or scenario == "cluster"):
             continue
         if scenario == "cluster" and (app not in CLUSTER_APPS or asgi != CLUSTER_ASGI):
             continue
@@ -1413,10 +1445,11 @@ COMPARISONS = {"nomon": "monitoring on / off", "baseline": "this code / baseline
 def _variant_ratios(
     rows: list[dict[str, Any]], configs: Sequence[tuple[str, str]]
 ) -> dict[str, Any]:
-    """Per ASGI server and variant of channels_sio (monitoring off, the baseline): channels_sio's
-    CPU per unit over the variant's, same round (> 1: channels_sio costs more; at most
-    MONITORING_COST_TARGET), the throughput the variant's over channels_sio's, and in the connect
-    scenario the RSS per idle connection channels_sio's over the variant's."""
+    """Per ASGI server and variant of channels_sio (monitoring off, the baseline): its
+    counterpart's CPU per unit over the variant's, same round (> 1: the code under test costs
+    more; at most MONITORING_COST_TARGET), the throughput the variant's over the counterpart's,
+    and in the connect scenario the RSS per idle connection the counterpart's over the
+    variant's. A baseline's store row is compared with this code's row of the same store."""
     found: dict[str, Any] = {}
     for app, server in configs:
         definition = app_named(app)
@@ -1424,9 +1457,11 @@ def _variant_ratios(
             r["app"] == app and r["asgi"] == server for r in rows
         ):
             continue
-        throughput, cpu = _per_round(rows, server, app, "channels_sio")
+        counterpart = definition.counterpart
+        throughput, cpu = _per_round(rows, server, app, counterpart)
         entry: dict[str, Any] = {
             "comparison": COMPARISONS[definition.variant],
+            "of": counterpart,
             "against": app,
             **_ratio(throughput, cpu, MONITORING_COST_TARGET, at_most=True),
         }
@@ -1437,7 +1472,7 @@ def _variant_ratios(
                 for r in rows
                 if r["asgi"] == server and r["round"] == round_no and r.get("ok")
             }
-            ours, theirs = pair.get("channels_sio"), pair.get(app)
+            ours, theirs = pair.get(counterpart), pair.get(app)
             if ours and theirs:
                 rss.append(round(ours / theirs, 3))
         if rss:
@@ -1452,7 +1487,8 @@ def _recovery_ratios(
 ) -> dict[str, Any]:
     """Per server (ASGI server, or Node) and app with recovery on: what recovery costs (its
     CPU per unit over the same server's with recovery off, same round; the throughput off over
-    on) and, for channels_sio, the margin over python-socketio (as the other ratios)."""
+    on) and, for channels_sio (and its baseline), the margin over python-socketio (as the other
+    ratios)."""
     found: dict[str, Any] = {}
     for app, server in configs:
         definition = app_named(app)
@@ -1461,7 +1497,7 @@ def _recovery_ratios(
             continue
         stores = {r.get("recovery_store") for r in mine}
         store = stores.pop() if len(stores) == 1 else None
-        ours = definition.recovery_of == "channels_sio"
+        ours = not definition.node
         cost = _per_round(rows, server, definition.recovery_of, app)
         entry: dict[str, Any] = {
             "recovery_store": store,
@@ -1616,9 +1652,10 @@ def _monitoring_table(monitoring: dict[str, Any]) -> list[str]:
     out = [
         "### channels_sio against itself: monitoring on / off, this code / baseline "
         "(same server, same round)\n",
-        "CPU ratio: channels_sio's CPU per unit over the variant's (> 1: channels_sio costs "
-        "more). Throughput: the variant's over channels_sio's. RSS (connect): channels_sio's RSS "
-        "per idle connection over the variant's.\n",
+        "CPU ratio: the CPU per unit of channels_sio (or of its row of the same store) over the "
+        "variant's (> 1: the code under test costs more). Throughput: the variant's over "
+        "channels_sio's. RSS (connect): channels_sio's RSS per idle connection over the "
+        "variant's.\n",
         "| scenario | server | comparison | against | CPU ratio per round | median | "
         "throughput ratio | RSS ratio | target | met: per core / throughput |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -1746,7 +1783,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="REV",
         help="also run channels_sio at git revision REV (its channels_sio, example project and "
         "bench servers, by git archive; its own settings_bench and migrated SQLite file) as "
-        "channels_sio@REV, in the --compare-scenarios: the ratio this code / baseline",
+        "channels_sio@REV, in the --compare-scenarios, and in the recovery scenarios with each "
+        "store of --apps too (channels_sio+redis@REV, ...; the database store in a database "
+        "of its own, migrated by REV): the ratio this code / baseline, per row",
     )
     parser.add_argument(
         "--compare-scenarios",
@@ -1828,15 +1867,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         "snapshot": not args.no_snapshot,
     }
     baseline_commit = resolve_revision(args.baseline) if args.baseline else None
-    apps = [*args.apps, f"{BASELINE_PREFIX}{args.baseline}"] if args.baseline else args.apps
+    apps = list(args.apps)
+    if args.baseline:
+        # The baseline runs with recovery off, and with each store that --apps runs.
+        apps += [baseline_name(args.baseline)]
+        apps += [
+            baseline_name(args.baseline, APPS[app].store)
+            for app in args.apps
+            if APPS[app].store in STORES and not APPS[app].node
+        ]
     plan = {
         scenario: configs_for(scenario, apps, args.asgi, args.compare_scenarios)
         for scenario in args.scenarios
     }
     planned = {app for configs in plan.values() for app, _ in configs}
-    baseline = next((app for app in planned if app_named(app).variant == "baseline"), None)
-    if args.baseline and baseline is None:
-        log(f"--baseline {args.baseline}: none of --compare-scenarios runs; nothing to compare")
+    baselines = [
+        app
+        for app in dict.fromkeys(apps)
+        if app in planned and app_named(app).variant == "baseline"
+    ]
+    if args.baseline and not baselines:
+        log(
+            f"--baseline {args.baseline}: none of --compare-scenarios nor of the recovery "
+            "scenarios runs; nothing to compare"
+        )
     # channels_sio's servers of the code under test, but the database store's rows: they write
     # the registry to that store's database.
     with_django = any(app_named(app).django for app in planned)
@@ -1870,6 +1924,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "layer_message_command": LAYER_MESSAGE_COMMAND,
         }
     with_database = "channels_sio+database" in recovery_apps
+    baseline_with_database = baseline_name(args.baseline or "", "database") in baselines
     if with_database and args.recovery_database == "postgres":
         try:
             with postgres(args.postgres_url) as connection:
@@ -1913,7 +1968,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             except RuntimeError as exc:
                 raise SystemExit(f"the database store's rows: {exc}") from None
             meta["recovery"]["database"] = database.describe()
-        registry = baseline_root = baseline_registry = None
+        registry = baseline_root = baseline_registry = baseline_database = None
         try:
             if with_registry:
                 log("migrating the SQLite file of monitoring's registry")
@@ -1928,7 +1983,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "compare_scenarios": args.compare_scenarios,
                     "cost_target": MONITORING_COST_TARGET,
                 }
-            if baseline and baseline_commit:
+            if baselines and baseline_commit:
                 log(f"exporting {args.baseline} ({baseline_commit[:12]}) and migrating its file")
                 baseline_root = export_revision(baseline_commit, Path(tmp) / "baseline")
                 baseline_registry = MonitoringDatabase(Path(tmp), baseline_root, "baseline")
@@ -1936,7 +1991,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 meta["baseline"] = {
                     "rev": args.baseline,
                     "commit": baseline_commit,
-                    "app": baseline,
+                    "apps": baselines,
                     "source_digest": source_digest(baseline_root),
                     "registry": baseline_registry.describe(),
                     # Whether its migrations made monitoring's registry: if so, its rows are
@@ -1945,10 +2000,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                 }
         except RuntimeError as exc:
             raise SystemExit(f"monitoring's registry: {exc}") from None
+        if baseline_with_database and baseline_root is not None:
+            # A database of its own, migrated by the baseline's migrations.
+            log(f"creating and migrating the baseline's database ({args.recovery_database})")
+            baseline_dir = Path(tmp) / "baseline-database"
+            baseline_dir.mkdir()
+            try:
+                baseline_database = services.enter_context(
+                    recovery_database(
+                        args.recovery_database, args.postgres_url, baseline_dir, baseline_root
+                    )
+                )
+            except RuntimeError as exc:
+                raise SystemExit(f"the baseline's database store's rows: {exc}") from None
+            meta["baseline"]["database"] = baseline_database.describe()
         for round_no in range(1, args.rounds + 1):
             for scenario in args.scenarios:
                 for app, asgi in plan[scenario]:
-                    of_baseline = app == baseline
+                    of_baseline = app in baselines
                     record = run_one(
                         round_no,
                         scenario,
@@ -1960,7 +2029,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         baseline_root if of_baseline and baseline_root else root,
                         args.redis_url,
                         args.uvicorn_ws,
-                        database,
+                        baseline_database if of_baseline else database,
                         baseline_registry if of_baseline else registry,
                     )
                     runs.append(record)

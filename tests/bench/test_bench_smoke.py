@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -299,6 +300,89 @@ def test_smoke_recovery_run_with_the_redis_store(tmp_path: Path) -> None:
     assert entry["cost"]["target"] == 1.3
 
 
+@pytest.mark.redis
+@pytest.mark.postgres
+@pytest.mark.timeout(150)
+def test_smoke_recovery_run_with_a_baseline_of_each_store(tmp_path: Path) -> None:
+    """--baseline in a recovery scenario: the code of HEAD with recovery off, the Redis store
+    and the database store (in a PostgreSQL database of its own, migrated by HEAD, dropped at
+    the end), each row compared with this code's row of the same store."""
+    import psycopg
+
+    from tests.support.services import POSTGRES_URL, postgres_reachable
+
+    _require_client()
+    _require_redis()
+    require(postgres_reachable(), f"PostgreSQL at {POSTGRES_URL}")
+    commit = _head()
+    out = tmp_path / "results.json"
+    apps = ("channels_sio", "channels_sio+database", "channels_sio+redis", "python-socketio")
+    proc = _smoke_run(
+        out,
+        "recovery-echo",
+        apps=apps,
+        options=("--baseline", "HEAD", "--postgres-url", POSTGRES_URL),
+        timeout=130,
+    )
+    document = json.loads(out.read_text())
+    baseline = document["meta"]["baseline"]
+    assert baseline["commit"] == commit
+    assert baseline["apps"] == [
+        "channels_sio@HEAD",
+        "channels_sio+database@HEAD",
+        "channels_sio+redis@HEAD",
+    ]
+    ours = re.search(r"database (csio_bench_\w+)", document["meta"]["recovery"]["database"])
+    theirs = re.search(r"database (csio_bench_\w+)", baseline["database"])
+    assert ours, document["meta"]["recovery"]["database"]
+    assert theirs, baseline["database"]
+    assert ours[1] != theirs[1]
+
+    runs = document["runs"]
+    assert [r["app"] for r in runs] == [
+        "channels_sio",
+        "channels_sio@HEAD",
+        "channels_sio+database",
+        "channels_sio+database@HEAD",
+        "channels_sio+redis",
+        "channels_sio+redis@HEAD",
+        "python-socketio",
+    ]
+    for run in runs:
+        _check_recovery_run(run)
+    stores = {r["app"]: r.get("recovery_store") for r in runs}
+    assert stores["channels_sio+database@HEAD"] == "postgresql"
+    assert stores["channels_sio+redis@HEAD"] == "redis"
+
+    summary = document["summary"]
+    recovery = summary["recovery"]["recovery-echo"]["uvicorn"]
+    for store, backend in (("database", "postgresql"), ("redis", "redis")):
+        entry = recovery[f"channels_sio+{store}@HEAD"]
+        # Its cost is over the baseline's own recovery off; its margin is python-socketio's.
+        assert entry["recovery_store"] == backend
+        assert len(entry["cost"]["throughput_ratio_per_round"]) == 1
+        assert entry["vs_python_socketio"]["target"] == 2.5
+    compared = summary["monitoring"]["recovery-echo"]["uvicorn"]
+    assert list(compared) == [
+        "channels_sio@HEAD",
+        "channels_sio+database@HEAD",
+        "channels_sio+redis@HEAD",
+    ]
+    for app, entry in compared.items():
+        assert entry["comparison"] == "this code / baseline"
+        assert entry["of"] == app.replace("@HEAD", "")
+        assert len(entry["throughput_ratio_per_round"]) == 1
+    assert (
+        "| recovery-echo | uvicorn | this code / baseline | channels_sio+redis@HEAD |"
+        in proc.stdout
+    )
+    with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5) as connection:
+        left = connection.execute(
+            "SELECT datname FROM pg_database WHERE datname = ANY(%s)", [[ours[1], theirs[1]]]
+        ).fetchall()
+    assert left == []
+
+
 def _head() -> str:
     """HEAD's commit (skipped, or failed in CI, outside a git checkout)."""
     git = shutil.which("git")
@@ -335,7 +419,7 @@ def test_smoke_monitoring_run_with_monitoring_off_and_a_baseline(tmp_path: Path)
     baseline = meta["baseline"]
     assert baseline["rev"] == "HEAD"
     assert baseline["commit"] == commit
-    assert baseline["app"] == "channels_sio@HEAD"
+    assert baseline["apps"] == ["channels_sio@HEAD"]
     # HEAD may or may not have monitoring's registry (its migrations say which).
     baseline_registry = baseline["has_registry"]
     assert baseline["registry"].startswith("SQLite")
@@ -392,12 +476,42 @@ def test_variants_run_in_the_compare_scenarios_after_channels_sio() -> None:
         ("python-socketio", "uvicorn"),
     ]
     assert ("channels_sio@abc123", "daphne") in echo
-    for scenario in ("fanout", "polling", "recovery-echo", "cluster"):
+    for scenario in ("fanout", "polling", "cluster"):
         chosen = {app for app, _ in bench_run.configs_for(scenario, apps, ["uvicorn"])}
         assert not chosen & {bench_run.NOMON, "channels_sio@abc123"}, scenario
     fanout = bench_run.configs_for("fanout", apps, ["uvicorn"], compare=["fanout"])
     assert (bench_run.NOMON, "uvicorn") in fanout
     assert bench_run.app_named("channels_sio@abc123").variant == "baseline"
+
+
+def test_the_baseline_runs_in_the_recovery_scenarios_with_each_store() -> None:
+    """Recovery off and each store: the baseline's row right after this code's, compared with
+    it; its store rows' recovery off is the baseline's own."""
+    stores = [f"channels_sio+{store}@abc123" for store in ("memory", "database", "redis")]
+    apps = [*bench_run.APPS, "channels_sio@abc123", *stores]
+    for scenario in ("recovery-echo", "recovery-fanout"):
+        chosen = bench_run.configs_for(scenario, apps, ["uvicorn"])
+        assert [app for app, _ in chosen if app.startswith("channels_sio")] == [
+            "channels_sio",
+            "channels_sio@abc123",
+            "channels_sio+memory",
+            "channels_sio+memory@abc123",
+            "channels_sio+database",
+            "channels_sio+database@abc123",
+            "channels_sio+redis",
+            "channels_sio+redis@abc123",
+        ], scenario
+    redis = bench_run.app_named("channels_sio+redis@abc123")
+    assert redis.variant == "baseline"
+    assert redis.counterpart == "channels_sio+redis"
+    assert redis.recovery_of == "channels_sio@abc123"
+    assert redis.store == "redis"
+    assert ("RECOVERY_STORE", "redis") in redis.env
+    assert bench_run.parse_baseline("channels_sio+redis") is None
+    for name in ("channels_sio+nothing@abc", "channels_sio@", "raw@abc"):
+        assert bench_run.parse_baseline(name) is None, name
+        with pytest.raises(KeyError):
+            bench_run.app_named(name)
 
 
 def _measure(tmp_path: Path, app: str, registry: bench_run.MonitoringDatabase) -> dict[str, Any]:

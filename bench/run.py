@@ -1924,7 +1924,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "layer_message_command": LAYER_MESSAGE_COMMAND,
         }
     with_database = "channels_sio+database" in recovery_apps
-    baseline_with_database = baseline_name(args.baseline or "", "database") in baselines
+    baseline_with_database = any(app_named(app).store == "database" for app in baselines)
     if with_database and args.recovery_database == "postgres":
         try:
             with postgres(args.postgres_url) as connection:
@@ -1958,15 +1958,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_dir.mkdir()
         root = ROOT if args.no_snapshot else snapshot(Path(tmp) / "src")
         meta["source_digest"] = source_digest(root)
-        database = None
-        if with_database:
-            log(f"creating and migrating the database store's database ({args.recovery_database})")
+
+        def open_database(whose: str, workdir: Path, source: Path) -> RecoveryDatabase:
+            """The database of ``whose`` rows, migrated by the code under ``source``."""
+            log(f"creating and migrating {whose} database ({args.recovery_database})")
             try:
-                database = services.enter_context(
-                    recovery_database(args.recovery_database, args.postgres_url, Path(tmp), root)
+                return services.enter_context(
+                    recovery_database(args.recovery_database, args.postgres_url, workdir, source)
                 )
             except RuntimeError as exc:
-                raise SystemExit(f"the database store's rows: {exc}") from None
+                raise SystemExit(f"{whose} rows: {exc}") from None
+
+        database = None
+        if with_database:
+            database = open_database("the database store's", Path(tmp), root)
             meta["recovery"]["database"] = database.describe()
         registry = baseline_root = baseline_registry = baseline_database = None
         try:
@@ -2002,17 +2007,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SystemExit(f"monitoring's registry: {exc}") from None
         if baseline_with_database and baseline_root is not None:
             # A database of its own, migrated by the baseline's migrations.
-            log(f"creating and migrating the baseline's database ({args.recovery_database})")
             baseline_dir = Path(tmp) / "baseline-database"
             baseline_dir.mkdir()
-            try:
-                baseline_database = services.enter_context(
-                    recovery_database(
-                        args.recovery_database, args.postgres_url, baseline_dir, baseline_root
-                    )
-                )
-            except RuntimeError as exc:
-                raise SystemExit(f"the baseline's database store's rows: {exc}") from None
+            baseline_database = open_database(
+                "the baseline's database store's", baseline_dir, baseline_root
+            )
             meta["baseline"]["database"] = baseline_database.describe()
         for round_no in range(1, args.rounds + 1):
             for scenario in args.scenarios:
